@@ -1,0 +1,107 @@
+"""Direct (non-iterative) dipole inversions: TKD and closed-form L2.
+
+Both take a local field in ppm of B0 and return susceptibility in ppm, referenced
+to nothing (the k-space origin is set to zero); callers reference the result
+with :func:`qsmprep.algorithms.reference.reference_to_mask_mean`.
+
+Closed-form L2 (Bilgic et al., MRM 2014, "Fast image reconstruction with L2
+regularization") solves
+
+    min_chi  || D chi - phi ||_2^2 + lambda * sum_i || G_i chi ||_2^2
+
+with ``G_i`` the forward finite difference along array axis ``i`` divided by the
+voxel size along that axis (units 1/mm), so ``lambda`` multiplies the squared
+gradient norm of chi in ppm^2/mm^2 and is comparable across voxel sizes. In
+k-space, with ``E2 = sum_i (2 - 2 cos(2 pi k_i h_i)) / h_i^2``,
+
+    chi = F^-1 [ D F(phi) / (D^2 + lambda E2) ].
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.fft
+
+from .dipole import dipole_kernel
+from .fft import crop_to, default_workers, fast_shape, kspace_axes, pad_to
+
+__all__ = [
+    "gradient_kernel_sq",
+    "tkd",
+    "closed_form_l2",
+    "KSpaceProblem",
+]
+
+
+def gradient_kernel_sq(shape, voxel_size, rfft: bool = True) -> np.ndarray:
+    """``E2(k) = sum_i |1 - exp(-2 pi i k_i h_i)|^2 / h_i^2`` (1/mm^2), float32."""
+    k = kspace_axes(shape, voxel_size, rfft=rfft, dtype=np.float64)
+    out = None
+    for ki, h in zip(k, voxel_size):
+        term = ((2.0 - 2.0 * np.cos(2.0 * np.pi * ki * h)) / (h * h)).astype(np.float32)
+        out = term if out is None else out + term
+    return out
+
+
+class KSpaceProblem:
+    """A local field on a padded FFT grid with its kernels, ready for k-space solves.
+
+    Holds ``F(phi)`` (half spectrum), ``D`` and ``E2`` so that several solves or a
+    lambda sweep reuse one forward transform.
+    """
+
+    def __init__(self, field, voxel_size, b0_dir, mask=None, pad=8, workers=None):
+        field = np.asarray(field, dtype=np.float32)
+        if mask is not None:
+            field = np.where(mask, field, np.float32(0))
+        self.workers = workers or default_workers()
+        self.voxel_size = tuple(float(v) for v in voxel_size)
+        self.shape = fast_shape(field.shape, pad)
+        padded, self.slices = pad_to(field, self.shape)
+        self.spectrum = scipy.fft.rfftn(padded, workers=self.workers)
+        self.d = dipole_kernel(self.shape, self.voxel_size, b0_dir)
+        self._e2 = None
+
+    @property
+    def e2(self) -> np.ndarray:
+        if self._e2 is None:
+            self._e2 = gradient_kernel_sq(self.shape, self.voxel_size)
+        return self._e2
+
+    def apply(self, kernel) -> np.ndarray:
+        """Multiply the field spectrum by a real ``kernel`` and return the image (cropped)."""
+        spec = self.spectrum * kernel
+        out = scipy.fft.irfftn(spec, s=self.shape, workers=self.workers, overwrite_x=True)
+        return crop_to(out, self.slices).astype(np.float32, copy=False)
+
+    def l2_kernel(self, lam: float) -> np.ndarray:
+        d = self.d
+        denom = d * d + np.float32(lam) * self.e2
+        denom[0, 0, 0] = 1.0
+        k = d / denom
+        k[0, 0, 0] = 0.0
+        return k
+
+
+def tkd(field, voxel_size, b0_dir, threshold=0.19, mask=None, pad=8, workers=None):
+    """Truncated k-space division (Shmueli et al., MRM 2009).
+
+    ``1/D`` where ``|D| > threshold``; ``sign(D)/threshold`` elsewhere (the
+    ``threshold`` is the truncation level of the kernel, unitless). Output ppm,
+    zero outside ``mask`` when one is given.
+    """
+    prob = KSpaceProblem(field, voxel_size, b0_dir, mask=mask, pad=pad, workers=workers)
+    d = prob.d
+    inv = np.where(np.abs(d) > threshold, 1.0 / np.where(d == 0, 1, d), np.sign(d) / threshold)
+    inv = inv.astype(np.float32)
+    inv[0, 0, 0] = 0.0
+    chi = prob.apply(inv)
+    return chi if mask is None else np.where(mask, chi, np.float32(0))
+
+
+def closed_form_l2(field, voxel_size, b0_dir, lam, mask=None, pad=8, workers=None,
+                   problem: KSpaceProblem | None = None):
+    """Closed-form L2 with gradient regulariser (see module docstring for ``lam``)."""
+    prob = problem or KSpaceProblem(field, voxel_size, b0_dir, mask=mask, pad=pad, workers=workers)
+    chi = prob.apply(prob.l2_kernel(lam))
+    return chi if mask is None else np.where(mask, chi, np.float32(0))
