@@ -23,7 +23,8 @@ import numpy as np
 import scipy.fft
 
 from .dipole import dipole_kernel
-from .fft import crop_to, default_workers, fast_shape, kspace_axes, pad_to
+from .fft import crop_to, default_workers, fast_shape, pad_to
+from .laplacian import laplacian_kernel
 
 __all__ = [
     "gradient_kernel_sq",
@@ -33,14 +34,12 @@ __all__ = [
 ]
 
 
-def gradient_kernel_sq(shape, voxel_size, rfft: bool = True) -> np.ndarray:
-    """``E2(k) = sum_i |1 - exp(-2 pi i k_i h_i)|^2 / h_i^2`` (1/mm^2), float32."""
-    k = kspace_axes(shape, voxel_size, rfft=rfft, dtype=np.float64)
-    out = None
-    for ki, h in zip(k, voxel_size):
-        term = ((2.0 - 2.0 * np.cos(2.0 * np.pi * ki * h)) / (h * h)).astype(np.float32)
-        out = term if out is None else out + term
-    return out
+def gradient_kernel_sq(shape, voxel_size) -> np.ndarray:
+    """``E2(k) = sum_i |1 - exp(-2 pi i k_i h_i)|^2 / h_i^2`` (1/mm^2) on the rfft grid.
+
+    Equal to minus the 7-point Laplacian's eigenvalues.
+    """
+    return -laplacian_kernel(shape, voxel_size)
 
 
 class KSpaceProblem:

@@ -102,9 +102,12 @@ def head_phantom(shape=(128, 128, 96), voxel_size=(1.5, 1.5, 1.5), scale=1.0,
     lab[skull_outer] = 21
     lab[skull_inner] = 1  # CSF between skull and brain
     lab[brain] = 3
-    # white matter core with a wavy boundary (cortical folding-like)
-    wave = 4.0 * np.sin(x / 9.0) * np.cos(y / 11.0) + 3.0 * np.sin(z / 8.0)
-    wm = (((x / 58) ** 2 + (y / 74) ** 2 + (z / 54) ** 2) <= 1.0 + wave / 60.0) & brain
+    # white matter with gyri: its boundary oscillates with a ~15 mm period, so the
+    # cortical ribbon (grey matter, ~3-8 mm) folds as in a real brain
+    r = np.sqrt((x / 68) ** 2 + (y / 84) ** 2 + (z / 64) ** 2)
+    folds = (np.sin(2 * np.pi * x / 15.0) * np.sin(2 * np.pi * y / 17.0)
+             + np.sin(2 * np.pi * z / 14.0 + 1.0) * np.cos(2 * np.pi * (x + y) / 19.0))
+    wm = (r <= 0.86 + 0.07 * folds) & brain
     lab[wm] = 2
     # ventricles
     for sx in (-1, 1):

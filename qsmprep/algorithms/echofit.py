@@ -1,0 +1,77 @@
+"""Multi-echo field fit with phase-offset removal, and a field noise map.
+
+Model per voxel: ``phase_n = p0 + omega * TE_n`` (radians, TE in s), fitted by
+weighted least squares with weights ``magnitude_n^2`` (the inverse variance of
+phase at magnitude ``m`` is ``m^2 / sigma^2``). The intercept ``p0`` is the
+phase offset (coil/receiver phase), removed by the fit. The field is returned
+in ppm of B0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .phase import rad_per_s_to_ppm
+from .unwrap import _line_fit
+
+__all__ = ["FieldFit", "fit_field"]
+
+
+@dataclass(frozen=True)
+class FieldFit:
+    field_ppm: np.ndarray      # total field, ppm of B0
+    phase_offset: np.ndarray   # radians (zero for single-echo data)
+    noise_ppm: np.ndarray      # standard deviation of the field estimate, ppm
+
+
+def fit_field(unwrapped, magnitudes, echo_times, b0_tesla, mask=None) -> FieldFit:
+    """Weighted linear fit of unwrapped phase vs echo time (see module doc).
+
+    ``unwrapped``/``magnitudes``: (..., n_echoes). Single-echo data has no
+    information on the offset: ``field = phase / (2 pi gamma B0 TE)`` with the
+    offset assumed zero. The noise map is ``sigma * sqrt(Sw / det)`` converted to
+    ppm, with ``sigma`` (the magnitude noise level) estimated from the fit
+    residuals inside ``mask`` when there are more than two echoes, else from the
+    magnitude outside the mask (Rayleigh background), and normalised so that a
+    missing estimate gives relative weights.
+    """
+    p = np.asarray(unwrapped, dtype=np.float32)
+    m = np.asarray(magnitudes, dtype=np.float32)
+    te = np.asarray(echo_times, dtype=np.float64)
+    n = p.shape[-1]
+    if mask is None:
+        mask = np.ones(p.shape[:-1], dtype=bool)
+    mask = np.asarray(mask, bool)
+    w = m * m
+    if n == 1:
+        omega = p[..., 0] / np.float32(te[0])
+        offset = np.zeros_like(omega)
+        var = 1.0 / np.maximum(w[..., 0] * np.float32(te[0] ** 2), 1e-12)
+        sigma2 = _background_sigma2(m[..., 0], mask)
+    else:
+        omega, offset = _line_fit(p, te, w)
+        tef = te.astype(np.float32)
+        sw = w.sum(-1)
+        swt = (w * tef).sum(-1)
+        swtt = (w * tef * tef).sum(-1)
+        det = sw * swtt - swt * swt
+        var = sw / np.maximum(det, 1e-20)
+        if n > 2 and mask.any():
+            resid = p - (offset[..., None] + omega[..., None] * tef)
+            sigma2 = float(np.sum((w * resid * resid)[mask]) / (mask.sum() * (n - 2)))
+        else:
+            sigma2 = _background_sigma2(m[..., 0], mask)
+    noise = rad_per_s_to_ppm(np.sqrt(sigma2 * var), b0_tesla).astype(np.float32)
+    field = rad_per_s_to_ppm(omega, b0_tesla).astype(np.float32)
+    return FieldFit(field, offset.astype(np.float32), noise)
+
+
+def _background_sigma2(mag, mask) -> float:
+    """Noise variance from the Rayleigh-distributed background (mean^2 * 2/pi)."""
+    bg = mag[~mask]
+    if bg.size < 100:
+        return 1.0
+    mean = float(np.mean(bg))
+    return max(mean * mean * 2.0 / np.pi, 1e-12)

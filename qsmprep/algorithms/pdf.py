@@ -1,0 +1,86 @@
+"""Projection onto dipole fields (PDF; de Rochefort et al., MRM 2010; Liu et al., NMR
+Biomed 2011): background removal by effective dipole fitting.
+
+The background field inside the mask ``M`` is modelled as the field of a
+susceptibility distribution ``chi_b`` living outside the mask,
+``b = M D (1 - M) chi_b``, fitted by weighted least squares
+
+    min_{chi_b} || W (f - M D (1 - M) chi_b) ||_2^2
+
+with ``W`` the data weights (mask, optionally divided by the field noise map) and
+no regularisation (the early-stopped CG acts as one; see ``max_iter``). The local
+field is ``f - b`` inside the mask. By the equivalent-source argument any field
+harmonic inside the mask can be produced by sources on a shell around it, so the
+problem is solved on the mask's bounding box plus ``margin_mm`` (zero-padded
+by half its size for the periodic FFT), which keeps each iteration cheap.
+Fields in ppm.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.fft
+
+from .dipole import dipole_kernel
+from .fft import default_workers, fast_shape
+
+__all__ = ["pdf"]
+
+
+def pdf(field, mask, voxel_size, b0_dir, noise=None, margin_mm: float = 20.0,
+        max_iter: int = 40, tol: float = 1e-3, workers=None):
+    """Local field (ppm) by PDF; returns ``(local, iterations)``. See module doc.
+
+    ``max_iter`` 40 and relative residual-reduction ``tol`` 1e-3: on brain
+    phantoms the local-field error stops improving after 20-40 iterations and
+    slowly worsens beyond (CG begins fitting local sources near the boundary).
+    """
+    workers = workers or default_workers()
+    mask = np.asarray(mask, bool)
+    field = np.asarray(field, np.float32)
+    idx = np.nonzero(mask)
+    margin = [int(np.ceil(margin_mm / h)) for h in voxel_size]
+    lo = [max(int(i.min()) - m, 0) for i, m in zip(idx, margin)]
+    hi = [min(int(i.max()) + 1 + m, n) for i, m, n in zip(idx, margin, mask.shape)]
+    box = tuple(slice(a, b) for a, b in zip(lo, hi))
+    m_in = mask[box]
+    sub = field[box]
+    shape = fast_shape(m_in.shape, [n // 2 for n in m_in.shape])
+    d = dipole_kernel(shape, voxel_size, b0_dir)
+    n0, n1, n2 = m_in.shape
+    m_out = ~m_in
+    if noise is None:
+        w2 = m_in.astype(np.float32)
+    else:
+        nz = np.asarray(noise, np.float32)[box]
+        ref = np.median(nz[m_in]) if m_in.any() else 1.0
+        w2 = np.where(m_in, (ref / np.maximum(nz, ref * 1e-3)) ** 2, 0).astype(np.float32)
+
+    def conv(x):
+        return scipy.fft.irfftn(scipy.fft.rfftn(x, s=shape, workers=workers) * d, s=shape,
+                                workers=workers)[:n0, :n1, :n2]
+
+    def normal_op(x):  # A^T W^2 A x, with A = M_in D M_out (D symmetric)
+        return m_out * conv(w2 * conv(m_out * x))
+
+    b = m_out * conv(w2 * sub)
+    x = np.zeros_like(sub)
+    r = b.copy()
+    p = r.copy()
+    rs = float(np.vdot(r, r))
+    rs0 = rs
+    it = 0
+    for it in range(1, max_iter + 1):
+        ap = normal_op(p)
+        alpha = rs / float(np.vdot(p, ap))
+        x += np.float32(alpha) * p
+        r -= np.float32(alpha) * ap
+        rs_new = float(np.vdot(r, r))
+        if np.sqrt(rs_new / rs0) < tol:
+            break
+        p = r + np.float32(rs_new / rs) * p
+        rs = rs_new
+    background = conv(m_out * x)
+    local = np.zeros(mask.shape, np.float32)
+    local[box] = np.where(m_in, sub - background, 0)
+    return local, it

@@ -1,0 +1,102 @@
+"""Phase unwrapping: Laplacian (spatial) and echo-difference (temporal).
+
+Phases are radians; echo times seconds; voxel sizes mm.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.fft
+
+from .fft import crop_to, default_workers, fast_shape, pad_to
+from .laplacian import laplacian_kernel
+from .phase import wrap
+
+__all__ = ["laplacian_unwrap", "make_congruent", "temporal_unwrap"]
+
+
+def laplacian_unwrap(phase, voxel_size, pad=8, workers=None) -> np.ndarray:
+    """Laplacian unwrapping (Schofield & Zhu, Opt. Lett. 2003).
+
+    ``phi = L^-1 [cos(p) L sin(p) - sin(p) L cos(p)]`` with ``L`` the discrete
+    Laplacian (anisotropic voxels honoured). The result is smooth and defined up
+    to a constant and harmonic terms: it is *not* congruent with the input
+    (see :func:`make_congruent`).
+    """
+    phase = np.asarray(phase, dtype=np.float32)
+    workers = workers or default_workers()
+    shape = fast_shape(phase.shape, pad)
+    padded, sl = pad_to(phase, shape)
+    lap = laplacian_kernel(shape, voxel_size)
+
+    def apply_lap(x):
+        return scipy.fft.irfftn(scipy.fft.rfftn(x, workers=workers) * lap, s=shape, workers=workers)
+
+    c, s = np.cos(padded), np.sin(padded)
+    rhs = c * apply_lap(s) - s * apply_lap(c)
+    inv = np.zeros_like(lap)
+    nz = lap != 0
+    inv[nz] = 1.0 / lap[nz]
+    out = scipy.fft.irfftn(scipy.fft.rfftn(rhs, workers=workers) * inv, s=shape, workers=workers)
+    return crop_to(out, sl).astype(np.float32)
+
+
+def make_congruent(wrapped, smooth) -> np.ndarray:
+    """Add the multiple of 2pi to ``wrapped`` that brings it nearest ``smooth``."""
+    wrapped = np.asarray(wrapped, dtype=np.float32)
+    return (wrapped + 2 * np.pi * np.round((smooth - wrapped) / (2 * np.pi))).astype(np.float32)
+
+
+def temporal_unwrap(phases, echo_times, voxel_size, magnitudes=None, workers=None) -> np.ndarray:
+    """Unwrap multi-echo phase through echo differences.
+
+    The difference of the first two echoes, ``angle(exp(i(p2 - p1)))``, has the
+    phase offset removed and few wraps (short echo spacing); it is unwrapped
+    spatially (Laplacian, made congruent) and gives a first frequency estimate
+    ``w0`` and offset ``p0 = wrap(p1 - w0 TE1)``. Every echo is then unwrapped
+    *temporally* as ``pred + wrap(p_n - pred)`` with ``pred = p0 + w0 TE_n``, so
+    later echoes with steep phase are never unwrapped spatially. The estimate is
+    refined from the unwrapped echoes once (weighted by ``magnitudes`` if given).
+
+    ``phases``: (..., n_echoes) radians; returns the unwrapped phases, same shape.
+    For one echo, falls back to congruent Laplacian unwrapping.
+    """
+    p = np.asarray(phases, dtype=np.float32)
+    te = np.asarray(echo_times, dtype=np.float64)
+    n = p.shape[-1]
+    if n == 1:
+        lap = laplacian_unwrap(p[..., 0], voxel_size, workers=workers)
+        return make_congruent(p[..., 0], lap)[..., None]
+    diff = wrap(p[..., 1] - p[..., 0])
+    diff_uw = make_congruent(diff, laplacian_unwrap(diff, voxel_size, workers=workers))
+    w0 = diff_uw / np.float32(te[1] - te[0])
+    p0 = wrap(p[..., 0] - w0 * np.float32(te[0]))
+    out = np.empty_like(p)
+    for j in range(n):
+        pred = p0 + w0 * np.float32(te[j])
+        out[..., j] = pred + wrap(p[..., j] - pred)
+    # refine the frequency with all echoes, then re-unwrap against the refined prediction
+    if n > 2:
+        w = None if magnitudes is None else np.asarray(magnitudes, np.float32) ** 2
+        w1, p01 = _line_fit(out, te, w)
+        for j in range(n):
+            pred = p01 + w1 * np.float32(te[j])
+            out[..., j] = pred + wrap(p[..., j] - pred)
+    return out
+
+
+def _line_fit(phases, te, weights=None):
+    """Per-voxel weighted least-squares line ``phase = p0 + w * te``."""
+    te = np.asarray(te, dtype=np.float32)
+    if weights is None:
+        weights = np.ones_like(phases)
+    sw = weights.sum(-1)
+    swt = (weights * te).sum(-1)
+    swtt = (weights * te * te).sum(-1)
+    swp = (weights * phases).sum(-1)
+    swtp = (weights * te * phases).sum(-1)
+    det = sw * swtt - swt * swt
+    det = np.where(np.abs(det) > 0, det, np.float32(1))
+    slope = (sw * swtp - swt * swp) / det
+    icpt = (swp - slope * swt) / np.where(sw > 0, sw, 1)
+    return slope.astype(np.float32), icpt.astype(np.float32)
