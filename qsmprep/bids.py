@@ -644,8 +644,13 @@ def _check_label(value, what):
 
 
 def derivative_path(output_dir, run: Run, suffix: str, desc=None, ext=".nii.gz", space=None,
-                    *, echo=None, part=None) -> Path:
-    """``output_dir/sub-X[/ses-Y]/anat/<prefix>[_echo-][_part-][_space-][_desc-]_<suffix><ext>``."""
+                    *, echo=None, part=None, datatype: str = "anat") -> Path:
+    """``output_dir/sub-X[/ses-Y]/<datatype>/<prefix>[_echo-][_part-][_space-][_desc-]_<suffix><ext>``.
+
+    Field maps go to ``datatype="fmap"`` (suffix ``fieldmap``, Hz), as BIDS requires.
+    """
+    if datatype not in ("anat", "fmap"):
+        raise ValueError(f"datatype {datatype!r} must be 'anat' or 'fmap'")
     for value, what in ((suffix, "suffix"), (desc, "desc"), (space, "space"), (echo, "echo"),
                         (part, "part")):
         _check_label(value, what)
@@ -653,14 +658,24 @@ def derivative_path(output_dir, run: Run, suffix: str, desc=None, ext=".nii.gz",
         raise ValueError("suffix is required")
     if not str(ext).startswith("."):
         raise ValueError(f"extension {ext!r} must start with '.'")
-    name = run.prefix
+    return prefixed_derivative_path(output_dir, run.subject, run.session, run.prefix, suffix,
+                                    desc=desc, ext=ext, space=space, echo=echo, part=part,
+                                    datatype=datatype)
+
+
+def prefixed_derivative_path(output_dir, subject, session, prefix, suffix, desc=None,
+                             ext=".nii.gz", space=None, *, echo=None, part=None,
+                             datatype: str = "anat") -> Path:
+    """:func:`derivative_path` from a run's ``subject``/``session``/``prefix`` strings
+    (what a nipype node receives)."""
+    name = prefix
     for key, value in (("echo", echo), ("part", part), ("space", space), ("desc", desc)):
         if value is not None:
             name += f"_{key}-{value}"
-    folder = Path(output_dir) / f"sub-{run.subject}"
-    if run.session is not None:
-        folder = folder / f"ses-{run.session}"
-    return folder / "anat" / f"{name}_{suffix}{ext}"
+    folder = Path(output_dir) / f"sub-{subject}"
+    if session:
+        folder = folder / f"ses-{session}"
+    return folder / datatype / f"{name}_{suffix}{ext}"
 
 
 def report_path(output_dir, subject: str) -> Path:

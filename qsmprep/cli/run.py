@@ -1,0 +1,155 @@
+"""Participant-level execution: discovery, summary, graph, nipype run, progress on the console."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+from ..bids import (check_output_dir, find_runs, format_run_summary, run_geometry,
+                    write_dataset_description)
+from ..config import Config
+
+STAGES = {
+    "stack_echoes": "read echoes",
+    "brain_mask": "brain mask",
+    "unwrap": "phase unwrapping",
+    "field_fit": "echo field fit",
+    "background": "background removal",
+    "inversion": "dipole inversion",
+}
+
+
+class Progress:
+    """nipype ``status_callback``: one concise console line per stage and run."""
+
+    def __init__(self, runs, out=sys.stdout):
+        self.labels = {f"run_{r.node_id}": r.prefix for r in runs}
+        self.labels.update({f"derivatives_{r.node_id}": r.prefix for r in runs})
+        self.started = {}
+        self.failed = []
+        self.out = out
+
+    def _describe(self, node):
+        parts = node.fullname.split(".")
+        run = next((self.labels[p] for p in parts if p in self.labels), "?")
+        stage = STAGES.get(node.name, "write derivatives" if node.name.startswith("derivatives_")
+                           else None)
+        return run, stage
+
+    def __call__(self, node, status):
+        run, stage = self._describe(node)
+        if stage is None:
+            return
+        stamp = datetime.now().strftime("%H:%M:%S")
+        key = node.fullname
+        if status == "start":
+            self.started[key] = time.monotonic()
+            return
+        start = self.started.pop(key, None)
+        took = f" ({time.monotonic() - start:.1f} s)" if start is not None else ""
+        if status == "end":
+            note = ""
+            if node.name == "stack_echoes":
+                note = _phase_note(node)
+            print(f"[{stamp}] {run}: {stage} done{took}{note}", file=self.out, flush=True)
+        elif status == "exception":
+            self.failed.append((run, stage, node))
+            print(f"[{stamp}] {run}: {stage} FAILED{took}", file=self.out, flush=True)
+
+
+def _phase_note(node) -> str:
+    try:
+        note = node.result.outputs.phase_scaling
+    except Exception:  # result not loadable: nothing to add
+        return ""
+    return "" if note == "phase already in radians" else f"; {note}"
+
+
+def configure_logging(work_dir: Path) -> Path:
+    """Send nipype's messages to a log file in the work directory, not the console."""
+    log_dir = work_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_file = log_dir / f"qsmprep_{datetime.now():%Y%m%d-%H%M%S}_{os.getpid()}.log"
+    handler = logging.FileHandler(log_file)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
+    for name in ("nipype", "qsmprep"):
+        lg = logging.getLogger(name)
+        for h in list(lg.handlers):
+            if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
+                lg.removeHandler(h)
+        lg.addHandler(handler)
+        lg.propagate = False
+    logging.getLogger("nipype.workflow").setLevel(logging.INFO)
+    logging.getLogger("qsmprep").setLevel(logging.INFO)
+    return log_file
+
+
+def configure_nipype(work_dir: Path) -> Path:
+    from nipype import config as ncfg
+
+    crash_dir = work_dir / "crash"
+    crash_dir.mkdir(parents=True, exist_ok=True)
+    ncfg.update_config({
+        "execution": {
+            "crashdump_dir": str(crash_dir),
+            "crashfile_format": "txt",
+            "poll_sleep_duration": 0.05,
+            "stop_on_first_crash": "false",
+            "remove_unnecessary_outputs": "false",
+            "check_version": "false",
+            "parameterize_dirs": "false",
+        },
+        "monitoring": {"enabled": "false"},
+    })
+    return crash_dir
+
+
+def run_participant(cfg: Config, out=sys.stdout) -> int:
+    """Process every selected run; return the exit status (0 ok, 1 some run failed)."""
+    t0 = time.monotonic()
+    check_output_dir(cfg.bids_dir, cfg.output_dir, cfg.work_dir)
+    runs = find_runs(cfg.bids_dir, list(cfg.participant_labels) or None,
+                     list(cfg.session_labels) or None, cfg.bids_filters or None)
+    geoms = [run_geometry(r) for r in runs]
+    print(format_run_summary(runs, geoms), file=out)
+    print(f"pipeline: {cfg.pipeline.name} ({cfg.pipeline.description})", file=out, flush=True)
+
+    cfg.work_dir.mkdir(parents=True, exist_ok=True)
+    cfg.output_dir.mkdir(parents=True, exist_ok=True)
+    log_file = configure_logging(cfg.work_dir)
+    crash_dir = configure_nipype(cfg.work_dir)
+    write_dataset_description(cfg.output_dir, cfg.bids_dir,
+                              container=os.environ.get("QSMPREP_CONTAINER"))
+
+    from ..workflows.base import init_participant_wf
+
+    wf = init_participant_wf(runs=runs, geometries=geoms, bids_dir=cfg.bids_dir,
+                             output_dir=cfg.output_dir, work_dir=cfg.work_dir,
+                             pipeline=cfg.pipeline, omp_nthreads=cfg.omp_nthreads)
+    progress = Progress(runs, out)
+    plugin_args = {"status_callback": progress}
+    if cfg.plugin == "MultiProc":
+        plugin_args.update(n_procs=cfg.nprocs, raise_insufficient=False)
+        if cfg.mem_gb:
+            plugin_args["memory_gb"] = cfg.mem_gb
+    print(f"log: {log_file}", file=out, flush=True)
+    try:
+        wf.run(plugin=cfg.plugin, plugin_args=plugin_args)
+        failed = False
+    except RuntimeError:
+        failed = True
+    took = time.monotonic() - t0
+    if failed or progress.failed:
+        crashes = sorted(crash_dir.glob("crash-*"), key=lambda p: p.stat().st_mtime)
+        print(f"qsmprep: {len(progress.failed) or 'some'} step(s) failed after {took:.0f} s. "
+              f"Details: {crashes[-1] if crashes else crash_dir} (all crash files in {crash_dir}; "
+              f"log {log_file}). Runs that finished were written to {cfg.output_dir}.",
+              file=out, flush=True)
+        return 1
+    print(f"qsmprep: {len(runs)} run(s) done in {took:.1f} s; derivatives in {cfg.output_dir}",
+          file=out, flush=True)
+    return 0

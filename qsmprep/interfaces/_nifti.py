@@ -1,0 +1,47 @@
+"""Small NIfTI helpers shared by the interfaces (load as float32, save beside cwd)."""
+
+from __future__ import annotations
+
+import os
+
+import nibabel as nib
+import numpy as np
+
+from ..algorithms.dipole import b0_direction_from_affine, voxel_size_from_affine
+
+
+def load(path, dtype=np.float32):
+    """Return ``(data, image)``; data cast to ``dtype`` (None keeps it)."""
+    img = nib.load(str(path))
+    data = np.asanyarray(img.dataobj)
+    if dtype is not None:
+        data = data.astype(dtype, copy=False)
+    return data, img
+
+
+def geometry(img):
+    """``(voxel_size_mm, b0_direction_in_voxel_coords)`` from a NIfTI image."""
+    return voxel_size_from_affine(img.affine), b0_direction_from_affine(img.affine)
+
+
+def save_like(data, ref_img, filename, dtype=np.float32) -> str:
+    """Save ``data`` with ``ref_img``'s affine into the current directory; return the path."""
+    arr = np.asarray(data).astype(dtype, copy=False)
+    hdr = ref_img.header.copy()
+    hdr.set_data_dtype(arr.dtype)
+    if arr.ndim == 3:
+        hdr.set_data_shape(arr.shape)
+    out = nib.Nifti1Image(arr, ref_img.affine, hdr)
+    out.header.set_xyzt_units("mm", "sec")
+    out.header["scl_slope"] = 1.0
+    out.header["scl_inter"] = 0.0
+    path = os.path.abspath(filename)
+    nib.save(out, path)
+    return path
+
+
+def mem_gb_for(shape, n_echoes=1, factor=12.0) -> float:
+    """Memory estimate (GB) of a node that holds ``factor`` float32 copies per echo of a volume
+    padded for FFT (x1.5 per axis)."""
+    nvox = float(np.prod(shape)) * 3.4
+    return max(0.2, nvox * 4 * factor * max(1, n_echoes) / 1e9)
