@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from nipype.interfaces.base import BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec, traits
+from nipype.interfaces.base import (BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec,
+                                    isdefined, traits)
 
 from ..algorithms.background import default_radii, vsharp
 from ..algorithms.pdf import pdf
@@ -38,14 +39,15 @@ class RemoveBackground(SimpleInterface):
         mask = load(self.inputs.mask)[0] > 0
         vs, b0 = geometry(img)
         if self.inputs.method == "pdf":
-            noise = load(self.inputs.noise)[0] if self.inputs.noise else None
+            noise = load(self.inputs.noise)[0] if isdefined(self.inputs.noise) else None
             local, iters = pdf(field, mask, vs, b0, noise=noise, max_iter=self.inputs.pdf_max_iter,
                                workers=self.inputs.n_threads)
             out_mask = mask
             params = {"Method": "PDF", "MaxIterations": self.inputs.pdf_max_iter,
                       "Iterations": iters, "NoiseWeighted": noise is not None}
         else:
-            radii = list(self.inputs.vsharp_radii_mm) or list(default_radii(vs))
+            radii = (list(self.inputs.vsharp_radii_mm) if isdefined(self.inputs.vsharp_radii_mm)
+                     else []) or list(default_radii(vs))
             local, out_mask = vsharp(field, mask, vs, radii, self.inputs.vsharp_threshold,
                                      workers=self.inputs.n_threads)
             params = {"Method": "V-SHARP", "RadiiMm": radii,

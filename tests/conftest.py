@@ -1,0 +1,3 @@
+import os
+
+os.environ.setdefault("NIPYPE_NO_ET", "1")
