@@ -296,6 +296,11 @@ def main(argv=None) -> int:
     print(f"- {repeats} timed runs per row after one warm-up, each paired with a baseline run "
           f"(baseline min/median/max {spread[0]:.4f}/{base:.4f}/{spread[1]:.4f} s); "
           f"fixed lambda {FIXED_LAMBDA:g}; GCV-selected lambda {chosen['lam']:.3g}\n")
+    if spread[1] > 1.5 * spread[0]:
+        print(f"> **Busy machine**: the baseline varied {spread[1] / spread[0]:.1f}x between runs. Other load "
+              "takes cores from the multi-threaded FFTs more than from the single-threaded numpy work, so "
+              "the ratios below are biased low; re-run on an idle machine (or with QSMPREP_FFT_WORKERS=1) "
+              "before judging the goals.\n")
     print("| operation | seconds (median) | ratio to baseline (median of paired) | goal | met? |")
     print("|---|---:|---:|---|:---:|")
     print(f"| baseline: rfftn + irfftn, float32, {'x'.join(map(str, prob_shape))} | {base:.4f} | 1.00 | - | - |")

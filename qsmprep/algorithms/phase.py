@@ -35,10 +35,10 @@ def rescale_phase(data) -> tuple[np.ndarray, str]:
     if lo >= -np.pi * 1.01 and hi <= np.pi * 1.01:
         return wrap(np.nan_to_num(x)), "phase already in radians"
     if lo >= 0:
-        top = 2.0 ** np.ceil(np.log2(hi + 1))
+        top = 2.0 ** np.ceil(np.log2(np.floor(hi) + 1))  # smallest 2^n > hi (float data too)
         rad = np.nan_to_num(x) / top * 2 * np.pi - np.pi
         return wrap(rad), f"phase rescaled from [0, {top:.0f}) to radians"
-    top = 2.0 ** np.ceil(np.log2(max(abs(lo), hi + 1)))
+    top = 2.0 ** np.ceil(np.log2(max(abs(lo), np.floor(hi) + 1)))
     rad = np.nan_to_num(x) / top * np.pi
     return wrap(rad), f"phase rescaled from [-{top:.0f}, {top:.0f}) to radians"
 

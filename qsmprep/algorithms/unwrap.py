@@ -38,7 +38,12 @@ def laplacian_unwrap(phase, voxel_size, pad=8, workers=None) -> np.ndarray:
     nz = lap != 0
     inv[nz] = 1.0 / lap[nz]
     out = scipy.fft.irfftn(scipy.fft.rfftn(rhs, workers=workers) * inv, s=shape, workers=workers)
-    return crop_to(out, sl).astype(np.float32)
+    out = crop_to(out, sl).astype(np.float32)
+    # The Poisson solution's constant is free (zero mean over the padded grid); choose the
+    # one that agrees with the input modulo 2 pi on average, so that make_congruent rounds
+    # to one consistent multiple of 2 pi instead of splitting regions near a half turn.
+    out += np.float32(np.angle(np.mean(np.exp(1j * (phase - out)))))
+    return out
 
 
 def make_congruent(wrapped, smooth) -> np.ndarray:

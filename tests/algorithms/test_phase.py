@@ -70,8 +70,12 @@ def test_signed_phase():
 
 
 def test_float_scaled_phase_and_nan():
+    """Non-integer [0, 4096) data (e.g. interpolated), top value above 4095: still the
+    [0, 4096) range (before the fix in phase.py such data was read as [0, 8192))."""
     rad = true_phase(seed=2)
+    rad[0, 0, 1] = np.pi - 0.25 * 2 * np.pi / 4096  # encodes 4095.75
     scaled = ((rad + np.pi) / (2 * np.pi) * 4096).astype(np.float32)  # non-integer values
+    assert scaled.max() > 4095
     scaled[0, 0, 0] = np.nan
     out, _ = rescale_phase(scaled)
     assert np.isfinite(out).all()

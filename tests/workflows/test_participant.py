@@ -68,7 +68,7 @@ def test_chimap_accuracy_against_truth(default_run):
     _, _, truth, out, *_ = default_run
     chi = out / "sub-01" / "anat" / "sub-01_Chimap.nii.gz"
     s = evaluate_chimap(chi, truth["chi"], truth["mask"], truth["labels"])
-    # Measured 54.2% / r=0.851 (see docs/accuracy.md). The error is
+    # Measured 54.2% / r=0.851 (docs/methods.md). The error is
     # dominated by background removal: PDF cannot separate the field of the cortex at the mask
     # edge from outside sources (inverting the *true* local field with the same L2 gives ~21%,
     # tests/algorithms). Margin ~8 points for seeds/BLAS; before the consistency mask fixed
