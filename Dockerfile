@@ -53,8 +53,8 @@ RUN micromamba create --yes --prefix "${FSLDIR}" --override-channels \
            test -e "${FSLDIR}/share/fsl/bin/${cmd}" || ln -s "../../../bin/${cmd}" "${FSLDIR}/share/fsl/bin/${cmd}"; \
        done \
     && { test -s "${FSLDIR}/etc/fslversion" || echo "${FSL_VERSION}" > "${FSLDIR}/etc/fslversion"; } \
-    # build-only files
-    && rm -rf "${FSLDIR}/include" "${FSLDIR}/conda-meta/history" \
+    # headers and static libraries are build-only
+    && rm -rf "${FSLDIR}/include" \
     && find "${FSLDIR}" -name '*.a' -delete
 
 # --------------------------------------------------------------------------- qsmprep

@@ -65,7 +65,7 @@ from qsmprep.simulation.phantom import head_phantom  # noqa: E402
 B0_TESLA = 3.0
 B0_DIR = (0.0, 0.0, 1.0)
 ECHO_TIMES = (0.004, 0.008, 0.012, 0.016)  # s
-FIXED_LAMBDA = 1e-3  # ppm^-2 mm^2 convention of closed_form_l2; any fixed value times the same
+FIXED_LAMBDA = 1e-3  # mm^2: multiplies ||G chi||^2 (see inversion.py); the solve time does not depend on it
 # Half extents (mm) of the phantom's head at scale 1: ellipsoid radii (82, 100, 80)
 # centred at z = -5, so z spans -85..75 mm.
 HEAD_HALF_EXTENT_MM = (82.0, 100.0, 85.0)

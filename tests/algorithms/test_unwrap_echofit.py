@@ -155,3 +155,20 @@ def test_single_echo_field():
     fit = fit_field(p, d["mag"][..., :1], ECHO_TIMES[:1], B0_T)
     np.testing.assert_allclose(fit.field_ppm, d["field"], atol=1e-4)
     assert not fit.phase_offset.any()
+
+
+def test_quality_mask_drops_an_island_off_by_one_wrap_step():
+    from qsmprep.algorithms.echofit import quality_mask
+
+    shape, delta_te = (40, 40, 30), 4e-3
+    step = 1e6 / (GAMMA_BAR_HZ_PER_T * B0_T * delta_te)  # ppm per 2 pi of the echo spacing
+    x, y, z = mm_grid(shape, (2.0, 2.0, 2.0))
+    field = np.broadcast_to(0.02 * x + 0.01 * z, shape).astype(np.float32)  # 0.04 ppm/voxel
+    mask = x * x + y * y + z * z <= 30.0**2
+    island = (x - 8) ** 2 + (y + 4) ** 2 + z * z <= 8.0**2
+    bad = np.where(island, field + step, field)  # mis-unwrapped by one wrap step
+    keep = quality_mask(mask, bad, B0_T, delta_te)
+    assert not (keep & island).any()  # the island and its rim are dropped
+    assert not (keep & ~mask).any()
+    assert keep.sum() > 0.85 * (mask & ~island).sum()
+    np.testing.assert_array_equal(quality_mask(mask, field, B0_T, delta_te), mask)
