@@ -70,21 +70,26 @@ def dipole_kernel(shape, voxel_size, b0_dir, rfft: bool = True) -> np.ndarray:
     # Nyquist plane and the image-space operator no longer matches D). Averaging over
     # both aliases drops the cross terms of Nyquist components:
     # (k.b)^2 -> (sum_regular b_i k_i)^2 + sum_nyquist b_i^2 k_i^2.
-    kb = np.zeros((1, 1, 1), np.float32)
-    kb2_nyq = np.zeros((1, 1, 1), np.float32)
+    regular, nyquist = [], []
     for ki, n, bi in zip(k, shape, b):
         kr = ki.copy()
+        nq = np.zeros_like(ki)
         if n % 2 == 0:  # Nyquist is index n // 2 (fftfreq) or the last (rfftfreq) entry
-            nyq = np.zeros(ki.shape, bool)
-            nyq.reshape(-1)[n // 2] = True
-            kr[nyq] = 0
-            kb2_nyq = kb2_nyq + np.where(nyq, ki * ki, np.float32(0)) * np.float32(bi * bi)
-        kb = kb + kr * np.float32(bi)
-    k2 = k[0] ** 2 + k[1] ** 2 + k[2] ** 2
-    k2[0, 0, 0] = 1.0
-    d = np.float32(1.0 / 3.0) - (kb * kb + kb2_nyq) / k2
-    d[0, 0, 0] = 0.0
-    return d.astype(np.float32, copy=False)
+            kr.reshape(-1)[n // 2] = 0
+            nq.reshape(-1)[n // 2] = ki.reshape(-1)[n // 2] ** 2 * np.float32(bi * bi)
+        regular.append(kr * np.float32(bi))
+        nyquist.append(nq)
+    # partial sums over the first two axes are 2-D; only two full-size arrays are made
+    kb = (regular[0] + regular[1]) + regular[2]
+    np.multiply(kb, kb, out=kb)
+    kb += nyquist[0] + nyquist[1]
+    kb += nyquist[2]
+    kk = (k[0] * k[0] + k[1] * k[1]) + k[2] * k[2]
+    kk[0, 0, 0] = 1.0
+    np.divide(kb, kk, out=kb)
+    np.subtract(np.float32(1.0 / 3.0), kb, out=kb)
+    kb[0, 0, 0] = 0.0
+    return kb
 
 
 def forward_field(chi, voxel_size, b0_dir, pad=None, workers=None) -> np.ndarray:

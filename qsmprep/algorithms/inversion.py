@@ -23,7 +23,7 @@ import numpy as np
 import scipy.fft
 
 from .dipole import dipole_kernel
-from .fft import crop_to, default_workers, fast_shape, pad_to
+from .fft import default_workers, fast_shape
 from .laplacian import laplacian_kernel
 
 __all__ = [
@@ -51,13 +51,19 @@ class KSpaceProblem:
 
     def __init__(self, field, voxel_size, b0_dir, mask=None, pad=8, workers=None):
         field = np.asarray(field, dtype=np.float32)
-        if mask is not None:
-            field = np.where(mask, field, np.float32(0))
         self.workers = workers or default_workers()
         self.voxel_size = tuple(float(v) for v in voxel_size)
         self.shape = fast_shape(field.shape, pad)
-        padded, self.slices = pad_to(field, self.shape)
-        self.spectrum = scipy.fft.rfftn(padded, workers=self.workers)
+        self.mask = None if mask is None else np.asarray(mask, bool)
+        # mask and zero-pad in one pass (no full-size temporaries)
+        padded = np.zeros(self.shape, np.float32)
+        self.slices = tuple(slice((m - n) // 2, (m - n) // 2 + n)
+                            for n, m in zip(field.shape, self.shape))
+        if self.mask is None:
+            padded[self.slices] = field
+        else:
+            np.multiply(field, self.mask, out=padded[self.slices])
+        self.spectrum = scipy.fft.rfftn(padded, workers=self.workers, overwrite_x=True)
         self.d = dipole_kernel(self.shape, self.voxel_size, b0_dir)
         self._e2 = None
 
@@ -67,19 +73,29 @@ class KSpaceProblem:
             self._e2 = gradient_kernel_sq(self.shape, self.voxel_size)
         return self._e2
 
-    def apply(self, kernel) -> np.ndarray:
-        """Multiply the field spectrum by a real ``kernel`` and return the image (cropped)."""
-        spec = self.spectrum * kernel
+    def apply(self, kernel, inplace: bool = False) -> np.ndarray:
+        """Multiply the field spectrum by a real ``kernel``; return the image, cropped and
+        zero outside the mask. ``inplace`` reuses (destroys) the stored spectrum."""
+        if inplace:
+            spec = self.spectrum
+            spec *= kernel
+            self.spectrum = None
+        else:
+            spec = self.spectrum * kernel
         out = scipy.fft.irfftn(spec, s=self.shape, workers=self.workers, overwrite_x=True)
-        return crop_to(out, self.slices).astype(np.float32, copy=False)
+        view = out[self.slices]
+        if self.mask is None:
+            return np.ascontiguousarray(view, dtype=np.float32)
+        return np.where(self.mask, view, np.float32(0)).astype(np.float32, copy=False)
 
     def l2_kernel(self, lam: float) -> np.ndarray:
         d = self.d
-        denom = d * d + np.float32(lam) * self.e2
+        denom = d * d
+        denom += np.float32(lam) * self.e2
         denom[0, 0, 0] = 1.0
-        k = d / denom
-        k[0, 0, 0] = 0.0
-        return k
+        np.divide(d, denom, out=denom)
+        denom[0, 0, 0] = 0.0
+        return denom
 
 
 def tkd(field, voxel_size, b0_dir, threshold=0.19, mask=None, pad=8, workers=None):
@@ -94,13 +110,15 @@ def tkd(field, voxel_size, b0_dir, threshold=0.19, mask=None, pad=8, workers=Non
     inv = np.where(np.abs(d) > threshold, 1.0 / np.where(d == 0, 1, d), np.sign(d) / threshold)
     inv = inv.astype(np.float32)
     inv[0, 0, 0] = 0.0
-    chi = prob.apply(inv)
-    return chi if mask is None else np.where(mask, chi, np.float32(0))
+    return prob.apply(inv, inplace=True)
 
 
 def closed_form_l2(field, voxel_size, b0_dir, lam, mask=None, pad=8, workers=None,
                    problem: KSpaceProblem | None = None):
     """Closed-form L2 with gradient regulariser (see module docstring for ``lam``)."""
+    private = problem is None
     prob = problem or KSpaceProblem(field, voxel_size, b0_dir, mask=mask, pad=pad, workers=workers)
-    chi = prob.apply(prob.l2_kernel(lam))
-    return chi if mask is None else np.where(mask, chi, np.float32(0))
+    chi = prob.apply(prob.l2_kernel(lam), inplace=private)
+    if mask is not None and prob.mask is None:
+        chi = np.where(mask, chi, np.float32(0))
+    return chi
