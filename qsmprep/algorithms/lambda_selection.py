@@ -19,7 +19,7 @@ parabola in log(lambda). On brain phantoms at noise 0 to 0.003 ppm and 1.5 mm
 isotropic or 1x1x2 mm oblique voxels it landed within 1.5x of the
 RMSE-optimal lambda, where the maximum-curvature corner of the log-log
 L-curve (``rule="lcurve"``, kept for comparison) landed 7x to 3000x too low.
-The measurements are in docs/lambda_selection.md.
+The measurements are in docs/methods.md (benchmarks/lambda_selection.py).
 """
 
 from __future__ import annotations

@@ -17,7 +17,8 @@ def test_algorithms_import_without_heavy_dependencies():
     modules = sorted(m.name for m in pkgutil.iter_modules(qsmprep.algorithms.__path__))
     # torch is allowed only inside the DeepQSM module, imported on its own
     modules = [m for m in modules if "deepqsm" not in m.lower()]
-    assert {"dipole", "inversion", "lambda_selection", "unwrap", "background", "pdf"} <= set(modules)
+    expected = {"dipole", "inversion", "lambda_selection", "unwrap", "background", "pdf"}
+    assert expected <= set(modules)
     code = (
         "import importlib, json, sys\n"
         f"for m in {modules!r}:\n"

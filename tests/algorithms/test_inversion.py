@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.fft
-import scipy.ndimage
 
 from qsmprep.algorithms.dipole import dipole_kernel
 from qsmprep.algorithms.inversion import KSpaceProblem, closed_form_l2, tkd
