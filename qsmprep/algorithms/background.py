@@ -15,7 +15,7 @@ import numpy as np
 import scipy.fft
 from scipy import ndimage
 
-from .fft import default_workers, fast_shape
+from .fft import default_workers, fast_shape, mask_bounding_box
 
 __all__ = ["smv_kernel", "vsharp", "default_radii"]
 
@@ -62,10 +62,7 @@ def vsharp(field, mask, voxel_size, radii_mm=None, threshold: float = 0.05, work
         raise ValueError("empty mask")
     # crop to the mask bounding box + margin
     margin = [int(np.ceil(radii[0] / h)) + 2 for h in voxel_size]
-    idx = np.nonzero(mask)
-    lo = [max(int(i.min()) - mg, 0) for i, mg in zip(idx, margin)]
-    hi = [min(int(i.max()) + 1 + mg, n) for i, mg, n in zip(idx, margin, mask.shape)]
-    box = tuple(slice(a, b) for a, b in zip(lo, hi))
+    box = mask_bounding_box(mask, margin)
     sub_field = np.where(mask, field, 0)[box]
     sub_mask = mask[box]
     shape = fast_shape(sub_field.shape, margin)

@@ -20,6 +20,8 @@ __all__ = [
     "crop_to",
     "kspace_axes",
     "rfft_weights",
+    "centred_slices",
+    "mask_bounding_box",
 ]
 
 
@@ -52,20 +54,32 @@ def fast_shape(shape, pad=0) -> tuple[int, ...]:
     return tuple(out)
 
 
-def pad_to(array: np.ndarray, shape) -> tuple[np.ndarray, tuple[slice, ...]]:
-    """Zero-pad ``array`` (centred) to ``shape``; return it and the slices that undo it."""
-    if tuple(array.shape) == tuple(shape):
-        return array, tuple(slice(0, n) for n in shape)
-    out = np.zeros(shape, dtype=array.dtype)
+def centred_slices(inner_shape, outer_shape) -> tuple[slice, ...]:
+    """Slices placing an ``inner_shape`` block at the centre of ``outer_shape``."""
     slices = []
-    for n, m in zip(array.shape, shape):
+    for n, m in zip(inner_shape, outer_shape):
         if m < n:
             raise ValueError(f"cannot pad axis of length {n} to {m}")
         start = (m - n) // 2
         slices.append(slice(start, start + n))
-    slices = tuple(slices)
+    return tuple(slices)
+
+
+def pad_to(array: np.ndarray, shape) -> tuple[np.ndarray, tuple[slice, ...]]:
+    """Zero-pad ``array`` (centred) to ``shape``; return it and the slices that undo it."""
+    slices = centred_slices(array.shape, shape)
+    if tuple(array.shape) == tuple(shape):
+        return array, slices
+    out = np.zeros(shape, dtype=array.dtype)
     out[slices] = array
     return out, slices
+
+
+def mask_bounding_box(mask, margin) -> tuple[slice, ...]:
+    """Slices of ``mask``'s bounding box grown by ``margin`` voxels per axis (clipped)."""
+    idx = np.nonzero(mask)
+    return tuple(slice(max(int(i.min()) - m, 0), min(int(i.max()) + 1 + m, n))
+                 for i, m, n in zip(idx, margin, np.shape(mask)))
 
 
 def crop_to(array: np.ndarray, slices) -> np.ndarray:

@@ -23,7 +23,7 @@ import numpy as np
 import scipy.fft
 
 from .dipole import dipole_kernel
-from .fft import default_workers, fast_shape
+from .fft import centred_slices, default_workers, fast_shape
 from .laplacian import laplacian_kernel
 
 __all__ = [
@@ -57,8 +57,7 @@ class KSpaceProblem:
         self.mask = None if mask is None else np.asarray(mask, bool)
         # mask and zero-pad in one pass (no full-size temporaries)
         padded = np.zeros(self.shape, np.float32)
-        self.slices = tuple(slice((m - n) // 2, (m - n) // 2 + n)
-                            for n, m in zip(field.shape, self.shape))
+        self.slices = centred_slices(field.shape, self.shape)
         if self.mask is None:
             padded[self.slices] = field
         else:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["otsu_threshold", "ball", "magnitude_mask"]
+__all__ = ["otsu_threshold", "ball", "magnitude_mask", "largest_component"]
 
 
 def otsu_threshold(values, bins: int = 256) -> float:
@@ -55,9 +55,9 @@ def magnitude_mask(magnitude, voxel_size, open_mm: float = 4.0, erode_mm: float 
     fg = mag > threshold
     st = ball(open_mm, voxel_size) if open_mm > 0 else None
     core = ndimage.binary_erosion(fg, structure=st) if st is not None else fg
-    core = _largest_component(core)
+    core = largest_component(core)
     if not core.any():
-        core = _largest_component(fg)
+        core = largest_component(fg)
     if st is not None:
         core = ndimage.binary_dilation(core, structure=st) & fg
     mask = _fill_holes(core)
@@ -66,7 +66,8 @@ def magnitude_mask(magnitude, voxel_size, open_mm: float = 4.0, erode_mm: float 
     return mask
 
 
-def _largest_component(mask):
+def largest_component(mask):
+    """The largest 6-connected component of a boolean mask (the mask itself if it has one)."""
     lab, n = ndimage.label(mask)
     if n <= 1:
         return mask.astype(bool)

@@ -22,7 +22,7 @@ import numpy as np
 import scipy.fft
 
 from .dipole import dipole_kernel
-from .fft import default_workers, fast_shape
+from .fft import default_workers, fast_shape, mask_bounding_box
 
 __all__ = ["pdf"]
 
@@ -38,11 +38,7 @@ def pdf(field, mask, voxel_size, b0_dir, noise=None, margin_mm: float = 20.0,
     workers = workers or default_workers()
     mask = np.asarray(mask, bool)
     field = np.asarray(field, np.float32)
-    idx = np.nonzero(mask)
-    margin = [int(np.ceil(margin_mm / h)) for h in voxel_size]
-    lo = [max(int(i.min()) - m, 0) for i, m in zip(idx, margin)]
-    hi = [min(int(i.max()) + 1 + m, n) for i, m, n in zip(idx, margin, mask.shape)]
-    box = tuple(slice(a, b) for a, b in zip(lo, hi))
+    box = mask_bounding_box(mask, [int(np.ceil(margin_mm / h)) for h in voxel_size])
     m_in = mask[box]
     sub = field[box]
     shape = fast_shape(m_in.shape, [n // 2 for n in m_in.shape])

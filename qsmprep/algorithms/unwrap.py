@@ -83,7 +83,7 @@ def temporal_unwrap(phases, echo_times, voxel_size, magnitudes=None, workers=Non
     # refine the frequency with all echoes, then re-unwrap against the refined prediction
     if n > 2:
         w = None if magnitudes is None else np.asarray(magnitudes, np.float32) ** 2
-        w1, p01 = _line_fit(out, te, w)
+        w1, p01, _, _ = _line_fit(out, te, w)
         for j in range(n):
             pred = p01 + w1 * np.float32(te[j])
             out[..., j] = pred + wrap(p[..., j] - pred)
@@ -91,7 +91,12 @@ def temporal_unwrap(phases, echo_times, voxel_size, magnitudes=None, workers=Non
 
 
 def _line_fit(phases, te, weights=None):
-    """Per-voxel weighted least-squares line ``phase = p0 + w * te``."""
+    """Per-voxel weighted least-squares line ``phase = p0 + w * te``.
+
+    Returns ``(slope, intercept, sw, det)``: the sum of weights and the normal
+    equations' determinant ``sw * swtt - swt^2`` (unguarded), which give the slope's
+    variance ``sigma^2 sw / det`` (see :func:`qsmprep.algorithms.echofit.fit_field`).
+    """
     te = np.asarray(te, dtype=np.float32)
     if weights is None:
         weights = np.ones_like(phases)
@@ -101,7 +106,7 @@ def _line_fit(phases, te, weights=None):
     swp = (weights * phases).sum(-1)
     swtp = (weights * te * phases).sum(-1)
     det = sw * swtt - swt * swt
-    det = np.where(np.abs(det) > 0, det, np.float32(1))
-    slope = (sw * swtp - swt * swp) / det
+    safe_det = np.where(np.abs(det) > 0, det, np.float32(1))
+    slope = (sw * swtp - swt * swp) / safe_det
     icpt = (swp - slope * swt) / np.where(sw > 0, sw, 1)
-    return slope.astype(np.float32), icpt.astype(np.float32)
+    return slope.astype(np.float32), icpt.astype(np.float32), sw, det

@@ -6,6 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 from nipype.interfaces.base import (BaseInterfaceInputSpec, Directory, File, InputMultiObject,
                                     SimpleInterface, TraitedSpec, traits)
@@ -62,13 +63,13 @@ class WriteDerivatives(SimpleInterface):
                   "GeneratedBy": {"Name": "qsmprep", "Version": __version__, "Pipeline": i.pipeline},
                   "MagneticFieldStrength": i.field_strength}
         written = []
+        ref = nib.load(i.chi)  # every output shares the chi grid; header read once
 
         def put(src, dst, meta, data=None, dtype=np.float32):
             dst = str(dst)
             if data is None:
                 shutil.copyfile(src, dst)
             else:
-                _, ref = load(src, dtype=None)
                 tmp = save_like(data, ref, os.path.basename(dst), dtype=dtype)
                 shutil.move(tmp, dst)
             written.append(dst)
