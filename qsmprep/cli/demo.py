@@ -12,6 +12,12 @@ from ..simulation.dataset import SimulationSpec, write_simulated_dataset
 from .run import run_participant
 
 
+def main(argv) -> int:
+    from .parser import build_demo_parser
+
+    return run_demo(build_demo_parser().parse_args(argv))
+
+
 def run_demo(args, out=sys.stdout) -> int:
     root = args.output_dir.resolve()
     bids_dir = root / "bids"

@@ -35,16 +35,27 @@ def build_config(args):
         plugin=args.plugin)
 
 
+# ``qsmprep NAME ...`` -> module ``qsmprep.cli.<module>``, whose ``main(argv) -> int`` parses
+# the remaining arguments itself and raises UserInputError for mistakes a user can make.
+SUBCOMMANDS = {
+    "demo": "demo",
+    "simulate": "simulate",
+    "evaluate": "evaluate",
+    "train-deepqsm": "train_deepqsm",
+}
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     from ..errors import UserInputError
-    from .parser import build_demo_parser, build_parser
+    from .parser import build_parser
 
     try:
-        if argv and argv[0] == "demo":
-            from .demo import run_demo
+        if argv and argv[0] in SUBCOMMANDS:
+            import importlib
 
-            return run_demo(build_demo_parser().parse_args(argv[1:]))
+            module = importlib.import_module(f".{SUBCOMMANDS[argv[0]]}", __package__)
+            return module.main(argv[1:])
         args = build_parser().parse_args(argv)
         from .run import run_participant
 

@@ -19,6 +19,9 @@ MagneticFieldStrength (T). Nothing is ever written into BIDS_DIR.
 
 Other commands:
   qsmprep demo OUTPUT_DIR      simulate a small phantom dataset, process it, print accuracy
+  qsmprep simulate OUTPUT_BIDS simulate a head-phantom BIDS dataset with ground truth
+  qsmprep evaluate CHIMAP ...  score a susceptibility map against ground truth
+  qsmprep train-deepqsm ...    train the DeepQSM network on synthetic shapes
 """
 
 EPILOG = """\
