@@ -37,7 +37,7 @@ def test_shape_dtype_seed_and_normalisation(sens):
     assert not np.allclose(np.angle(other[0]), np.angle(sens[0]))  # ... other cable phases
     rss = np.sqrt(np.sum(np.abs(sens) ** 2, 0))
     centre = rss[15:25, 19:29, 12:20]
-    assert 0.5 < float(centre.mean()) < 1.5                    # measured 0.82
+    assert 0.5 < float(centre.mean()) < 1.5                    # measured 0.88
     # loops differ: each channel is brightest on its own side of the field of view
     peaks = {np.unravel_index(np.argmax(np.abs(s)), SHAPE) for s in sens}
     assert len(peaks) >= 6
@@ -47,9 +47,9 @@ def test_sensitivities_are_smooth_inside(sens):
     inner = (slice(None), slice(8, 32), slice(10, 38), slice(6, 26))
     s = sens[inner]
     step = np.abs(np.angle(s[:, 1:] * np.conj(s[:, :-1])))
-    assert step.max() < 0.15   # rad per 4 mm voxel; measured 0.06
+    assert step.max() < 0.15   # rad per 4 mm voxel; measured 0.089
     ratio = np.abs(s[:, 1:]) / np.abs(s[:, :-1])
-    assert np.abs(np.log(ratio)).max() < 0.3   # measured 0.16
+    assert np.abs(np.log(ratio)).max() < 0.3   # measured 0.117
 
 
 def test_body_coil_near_uniform():
