@@ -18,25 +18,54 @@ from qsmprep.cli.evaluate import find_truth_files, main
 from qsmprep.errors import UserInputError
 from qsmprep.evaluation import read_label_names
 from qsmprep.simulation.dataset import SimulationSpec, write_simulated_dataset
+from qsmprep.simulation.phantom import head_phantom
 
 REPO = Path(__file__).resolve().parents[2]
 
 
+def _save(path, data, affine):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(nib.Nifti1Image(np.asarray(data), affine), str(path))
+    return path
+
+
 @pytest.fixture(scope="module")
 def scored(tmp_path_factory):
-    """A tiny simulated truth and a 'reconstruction' at half the contrast plus an offset."""
+    """A truth folder laid out as ``qsmprep simulate`` writes it (derivatives/qsmprep-truth),
+    built here from the head phantom so these tests do not depend on the acquisition
+    simulator, and a 'reconstruction' at half the contrast plus an offset."""
     root = tmp_path_factory.mktemp("evaluate")
-    truth = write_simulated_dataset(root / "bids", SimulationSpec(
-        shape=(40, 48, 40), voxel_size=(4.0, 4.0, 4.0), scale=0.8, echo_times=(0.004, 0.008)))
-    img = nib.load(str(truth["chi"]))
-    mask = np.asarray(nib.load(str(truth["mask"])).dataobj) > 0
-    chi = np.asarray(img.dataobj, np.float64)
+    ph = head_phantom((40, 48, 40), (4.0, 4.0, 4.0), scale=0.8)
+    affine = np.diag([4.0, 4.0, 4.0, 1.0])
+    anat = root / "bids" / "derivatives" / "qsmprep-truth" / "sub-01" / "anat"
+    truth = {"chi": _save(anat / "sub-01_Chimap.nii.gz", ph.chi_brain, affine),
+             "mask": _save(anat / "sub-01_desc-brain_mask.nii.gz",
+                           ph.brain_mask.astype(np.uint8), affine),
+             "labels": _save(anat / "sub-01_dseg.nii.gz", ph.labels.astype(np.int16), affine)}
+    (anat / "sub-01_dseg.tsv").write_text(
+        "index\tname\n" + "".join(f"{k}\tregion{k}\n" for k in np.unique(ph.labels)))
+    chi = ph.chi_brain.astype(np.float64)
     # 0.0137 ppm keeps every brain voxel non-zero (the scorer skips zeros as "not reconstructed")
-    recon = np.where(mask, 0.5 * chi + 0.0137, 0.0).astype(np.float32)
-    out = root / "out" / "sub-01" / "anat" / "sub-01_Chimap.nii.gz"
-    out.parent.mkdir(parents=True)
-    nib.save(nib.Nifti1Image(recon, img.affine), str(out))
+    recon = np.where(ph.brain_mask, 0.5 * chi + 0.0137, 0.0).astype(np.float32)
+    out = _save(root / "out" / "sub-01" / "anat" / "sub-01_Chimap.nii.gz", recon, affine)
     return root, truth, out
+
+
+def test_truth_dir_reads_what_the_simulator_writes(tmp_path):
+    truth = write_simulated_dataset(tmp_path / "bids", SimulationSpec(
+        shape=(40, 48, 40), voxel_size=(4.0, 4.0, 4.0), scale=0.8, echo_times=(0.004, 0.008)))
+    chimap = tmp_path / "out" / "sub-01" / "anat" / "sub-01_Chimap.nii.gz"
+    chimap.parent.mkdir(parents=True)
+    chimap.write_bytes(truth["chi"].read_bytes())  # the truth scored against itself
+    found = find_truth_files(tmp_path / "bids" / "derivatives" / "qsmprep-truth", chimap)
+    assert found["truth"] == truth["chi"] and found["mask"] == truth["mask"]
+    assert found["labels"] == truth["labels"] and found["label_names"].is_file()
+    buf = io.StringIO()
+    assert main([str(chimap), "--truth-dir", str(tmp_path / "bids" / "derivatives" /
+                                                 "qsmprep-truth"), "--json", "-"], out=buf) == 0
+    s = json.loads(buf.getvalue())
+    assert s["demeaned_nrmse_percent"] == 0.0 and s["xsim"] == 1.0
+    assert set(s["label_means"]) <= set(read_label_names(found["label_names"]).values())
 
 
 def test_truth_dir_finds_the_simulator_files_and_scores_in_closed_form(scored):
