@@ -1,16 +1,32 @@
-"""Multi-echo gradient-echo signal from a phantom: magnitude, phase and the true fields.
+"""Multi-echo gradient-echo acquisition of the MNI head phantom, simulated on a fine grid.
 
-Signal model per echo ``n`` (TE in s):
+Forward model (docs/simulation.md):
 
-    S_n = PD * exp(-R2* TE_n) * exp(i (phi0 + 2 pi gamma_bar B0 1e-6 f_total TE_n)) + noise
+1. The acquisition grid (``shape`` voxels of ``voxel_size`` mm, centred) is extended by
+   whole voxels until it holds the entire head (so sources outside a cropped field of
+   view still contribute), then supersampled ``supersample`` times per axis.
+2. The phantom (:func:`.anatomy.rasterise_head`) is rasterised on that fine grid.
+3. The total field (ppm of B0) is the dipole forward model
+   (:func:`qsmprep.algorithms.dipole.forward_field`) of the susceptibility referenced to
+   air (air 0, tissue -9.4 ppm, bone -11.6 ppm), computed on the fine grid zero-padded by
+   ``pad_fraction`` of its size per axis, i.e. with air all around (the periodic images
+   of the head are >= that far apart; their field in the brain is smooth and harmonic).
+   The local field is the forward model of the brain's own susceptibility (relative to
+   CSF, zero outside the brain mask) on the same padded grid; ``total - local`` is the
+   field of everything outside the brain plus the reference (CSF) value filling it.
+4. Per echo the complex signal is formed on the fine grid,
+   ``M0 exp(-R2* TE) exp(i 2 pi gamma_bar B0 1e-6 f TE)`` with the steady-state spoiled
+   GRE magnitude ``M0 = PD sin(a) (1 - E1) / (1 - cos(a) E1)``, ``E1 = exp(-TR/T1)``,
+   and averaged over each acquisition voxel: intravoxel dephasing and partial volume
+   come out of the average, and the field has none of the ringing a native-resolution
+   oblique forward model shows.
+5. On the acquisition grid: a smooth receiver phase offset, optional coil
+   sensitivities (one image per channel) and a body-coil image, and complex Gaussian
+   noise of standard deviation ``mean brain M0 / snr`` per real and imaginary part.
 
-times the intravoxel-dephasing attenuation ``prod_i sinc(TE_n dw/dx_i h_i / 2 pi)``
-of a linear field variation across each voxel (signal dropout near air cavities),
-with ``f_total`` the total field (ppm) of the whole head's susceptibility, computed
-by :func:`qsmprep.algorithms.dipole.forward_field` on a grid zero-padded by half
-its size (periodic wrap-around negligible), ``phi0`` a smooth phase offset
-(receiver phase), and complex Gaussian noise of standard deviation
-``mean brain magnitude at TE=0 / snr`` per channel.
+R2* values are those at 3 T (:data:`qsmprep.simulation.phantom.LABELS`) scaled linearly
+with the field strength (Yablonskiy & Haacke 1994: the mesoscopic dephasing rate is
+proportional to B0).
 """
 
 from __future__ import annotations
@@ -21,19 +37,37 @@ import numpy as np
 
 from ..algorithms.dipole import forward_field
 from ..algorithms.phase import GAMMA_BAR_HZ_PER_T, wrap
+from .anatomy import T1_S, rasterise_head
+from .phantom import LABELS
 
-__all__ = ["MegreData", "simulate_megre", "smooth_phase_offset"]
+__all__ = ["MegreData", "simulate_megre", "smooth_phase_offset", "block_mean", "head_grid",
+           "AIR_CHI", "HEAD_EXTENT_MNI"]
+
+AIR_CHI = LABELS[22][1]  # air relative to tissue/CSF (ppm)
+# MNI bounds (mm) of everything the phantom holds: brain + 15 mm shells, face, neck
+HEAD_EXTENT_MNI = ((-90.0, 90.0), (-123.0, 90.0), (-116.0, 99.0))
 
 
 @dataclass(frozen=True)
 class MegreData:
-    magnitude: np.ndarray     # (x, y, z, echoes), arbitrary units
-    phase: np.ndarray         # (x, y, z, echoes), radians [-pi, pi)
-    total_field: np.ndarray   # ppm
-    local_field: np.ndarray   # ppm, field of the brain's own susceptibility
-    phase_offset: np.ndarray  # radians
+    """The simulated acquisition on the acquisition grid (all float32 unless noted)."""
+
+    magnitude: np.ndarray      # (x, y, z, echoes), arbitrary units
+    phase: np.ndarray          # (x, y, z, echoes), radians [-pi, pi)
+    total_field: np.ndarray    # ppm
+    local_field: np.ndarray    # ppm, field of the brain's own susceptibility
+    chi: np.ndarray            # ppm relative to CSF inside the brain mask, 0 outside
+    brain_mask: np.ndarray     # bool
+    labels: np.ndarray         # uint8, ids of LABELS (the sub-voxel nearest the centre)
+    r2star: np.ndarray         # 1/s, voxel mean
+    m0: np.ndarray             # magnitude at TE = 0 (noiseless)
+    phase_offset: np.ndarray   # radians
     echo_times: tuple
     b0_tesla: float
+    b0_dir: tuple
+    sigma: float               # noise standard deviation per real/imaginary part
+    coil_images: np.ndarray | None = None   # complex64 (channels, x, y, z, echoes)
+    body_coil: np.ndarray | None = None     # complex64 (x, y, z, echoes)
 
 
 def smooth_phase_offset(shape, amplitude=1.0, seed=0) -> np.ndarray:
@@ -46,36 +80,139 @@ def smooth_phase_offset(shape, amplitude=1.0, seed=0) -> np.ndarray:
     return (amplitude * poly).astype(np.float32)
 
 
-def simulate_megre(phantom, echo_times, b0_tesla, b0_dir, snr=100.0, phase_offset=1.0,
-                   seed=0) -> MegreData:
-    """Simulate a multi-echo acquisition of ``phantom`` (see module doc).
+def block_mean(a, factor) -> np.ndarray:
+    """Mean over non-overlapping ``factor``^3 blocks (shape divisible by ``factor``)."""
+    f = int(factor)
+    if f == 1:
+        return a
+    n = [s // f for s in a.shape[:3]]
+    return a.reshape(n[0], f, n[1], f, n[2], f).mean(axis=(1, 3, 5))
 
-    ``b0_dir`` in voxel coordinates (derive it from the affine you will write, so
-    oblique acquisitions are consistent). ``snr=None`` gives noiseless data;
-    ``phase_offset`` scales the smooth offset (0 disables it).
+
+def head_grid(shape, voxel_size, scale=1.0, centre_mni=(0.0, -16.0, 0.0), supersample=2,
+              margin_mm=4.0):
+    """Fine-grid coordinates for the simulation.
+
+    Returns ``(axes_mni, fov)``: the 1-D MNI coordinates (mm) of the fine grid points
+    per axis and, per axis, the slice of the fine grid that is the acquisition field of
+    view. The acquisition grid is centred on ``centre_mni``; ``scale`` shrinks (< 1) or
+    grows the anatomy.
     """
-    vs = phantom.voxel_size
-    total = forward_field(phantom.chi, vs, b0_dir)
-    local = forward_field(phantom.chi_brain, vs, b0_dir)
-    offset = smooth_phase_offset(phantom.chi.shape, phase_offset, seed) if phase_offset else \
-        np.zeros(phantom.chi.shape, np.float32)
-    rng = np.random.default_rng(seed + 1)
-    sigma = 0.0
-    if snr:
-        sigma = float(phantom.proton_density[phantom.brain_mask].mean()) / float(snr)
-    mags, phases = [], []
-    omega = 2 * np.pi * GAMMA_BAR_HZ_PER_T * b0_tesla * 1e-6 * total
-    # phase change of omega across one voxel along each axis (rad/s per voxel)
-    grads = [np.gradient(omega, axis=i) for i in range(3)]
-    for te in echo_times:
-        dephase = np.ones_like(omega)
-        for g in grads:
-            dephase *= np.abs(np.sinc(g * te / (2 * np.pi)))
-        sig = (phantom.proton_density * np.exp(-phantom.r2star * te) * dephase
-               * np.exp(1j * (offset + omega * te)))
-        if sigma:
-            sig = sig + sigma * (rng.standard_normal(sig.shape) + 1j * rng.standard_normal(sig.shape))
-        mags.append(np.abs(sig).astype(np.float32))
-        phases.append(wrap(np.angle(sig)))
-    return MegreData(np.stack(mags, -1), np.stack(phases, -1), total, local, offset,
-                     tuple(float(t) for t in echo_times), float(b0_tesla))
+    f = int(supersample)
+    axes, fov = [], []
+    for n, h, c, (lo, hi) in zip(shape, voxel_size, centre_mni, HEAD_EXTENT_MNI):
+        first = -(n - 1) / 2.0 * h
+        last = (n - 1) / 2.0 * h
+        lo_mm, hi_mm = (lo - c) * scale - margin_mm, (hi - c) * scale + margin_mm
+        e_lo = max(0, int(np.ceil((first - lo_mm) / h)))
+        e_hi = max(0, int(np.ceil((hi_mm - last) / h)))
+        centres = first + h * np.arange(-e_lo, n + e_hi)
+        sub = (np.arange(f) + 0.5) / f * h - h / 2.0
+        fine = (centres[:, None] + sub[None, :]).ravel()
+        axes.append(fine / scale + c)
+        fov.append(slice(e_lo * f, (e_lo + n) * f))
+    return axes, tuple(fov)
+
+
+def _tables(field_strength, tr, flip_deg):
+    chi = np.zeros(256, np.float32)
+    r2s = np.zeros(256, np.float32)
+    m0 = np.zeros(256, np.float32)
+    a = np.deg2rad(flip_deg)
+    for k, (_, c, r, pd) in LABELS.items():
+        e1 = np.exp(-tr / T1_S.get(k, 1.0))
+        chi[k] = c
+        r2s[k] = r * field_strength / 3.0
+        m0[k] = pd * np.sin(a) * (1 - e1) / (1 - np.cos(a) * e1)
+    return chi, r2s, m0
+
+
+def simulate_megre(shape, voxel_size, echo_times, b0_tesla, b0_dir, *, tr=0.03,
+                   flip_angle=15.0, snr=100.0, phase_offset=1.0, seed=0, scale=1.0,
+                   centre_mni=(0.0, -16.0, 0.0), supersample=2, pad_fraction=0.5,
+                   calcification=True, coil_sensitivities=None, body_coil_sensitivity=None,
+                   workers=None) -> MegreData:
+    """Simulate a multi-echo acquisition of the head phantom (see module doc).
+
+    ``b0_dir`` in voxel coordinates (derive it from the affine you will write, so oblique
+    acquisitions are consistent); ``echo_times`` and ``tr`` in s, ``flip_angle`` in
+    degrees; ``snr=None`` gives noiseless data; ``phase_offset`` scales the smooth
+    offset (0 disables it). ``coil_sensitivities``: complex (channels, *shape) or None;
+    ``body_coil_sensitivity``: complex ``shape`` or None. The same ``seed`` gives the
+    same data.
+    """
+    shape = tuple(int(n) for n in shape)
+    vs = tuple(float(h) for h in voxel_size)
+    f = int(supersample)
+    b0_dir = np.asarray(b0_dir, float) / np.linalg.norm(b0_dir)
+    axes, fov = head_grid(shape, vs, scale, centre_mni, f)
+    labels_hr, brain_hr = rasterise_head(axes, calcification=calcification)
+    chi_t, r2_t, m0_t = _tables(b0_tesla, tr, flip_angle)
+    fine_vs = tuple(h / f for h in vs)
+    pad = [int(np.ceil(pad_fraction * n)) for n in labels_hr.shape]
+
+    chi_hr = chi_t[labels_hr]
+    chi_hr -= np.float32(AIR_CHI)          # referenced to air: zero in the padding
+    total_hr = forward_field(chi_hr, fine_vs, b0_dir, pad=pad, workers=workers)[fov]
+    chi_hr += np.float32(AIR_CHI)
+    chi_hr *= brain_hr                     # the brain's own susceptibility (re CSF)
+    local = block_mean(forward_field(chi_hr, fine_vs, b0_dir, pad=pad, workers=workers)[fov], f)
+    chi = block_mean(chi_hr[fov], f).astype(np.float32)
+    del chi_hr
+    brain_mask = block_mean(brain_hr[fov].astype(np.float32), f) >= 0.5
+    del brain_hr
+    chi[~brain_mask] = 0.0
+    lab = np.ascontiguousarray(labels_hr[fov])
+    del labels_hr
+
+    m0 = block_mean(m0_t[lab], f).astype(np.float32)
+    r2star = block_mean(r2_t[lab], f).astype(np.float32)
+    c = [f // 2] * 3
+    labels = lab[c[0]::f, c[1]::f, c[2]::f].copy()
+    total = block_mean(total_hr, f).astype(np.float32)
+
+    # complex signal on the fine grid, averaged per acquisition voxel, slab by slab
+    omega_scale = np.float32(2 * np.pi * GAMMA_BAR_HZ_PER_T * b0_tesla * 1e-6)
+    signal = np.empty(shape + (len(echo_times),), np.complex64)
+    slab = max(1, 4_000_000 // (f ** 3 * shape[1] * shape[2]))
+    for i0 in range(0, shape[0], slab):
+        i1 = min(shape[0], i0 + slab)
+        sl = slice(i0 * f, i1 * f)
+        lb = lab[sl]
+        amp0 = m0_t[lb]
+        r2 = r2_t[lb]
+        w = total_hr[sl] * omega_scale
+        for e, te in enumerate(echo_times):
+            te = np.float32(te)
+            amp = amp0 * np.exp(-r2 * te)
+            ph = w * te
+            signal[i0:i1, ..., e].real = block_mean(amp * np.cos(ph), f)
+            signal[i0:i1, ..., e].imag = block_mean(amp * np.sin(ph), f)
+    del total_hr, lab
+
+    offset = (smooth_phase_offset(shape, phase_offset, seed) if phase_offset
+              else np.zeros(shape, np.float32))
+    signal *= np.exp(1j * offset)[..., None].astype(np.complex64)
+    sigma = float(m0[brain_mask].mean()) / float(snr) if snr else 0.0
+    rng = np.random.default_rng([int(seed), 1])
+
+    def noisy(img):
+        if not sigma:
+            return img.astype(np.complex64)
+        n = rng.standard_normal(img.shape + (2,), dtype=np.float32)
+        return (img + sigma * (n[..., 0] + 1j * n[..., 1])).astype(np.complex64)
+
+    coil_images = body = None
+    if coil_sensitivities is not None:
+        sens = np.asarray(coil_sensitivities, np.complex64)
+        coil_images = np.stack([noisy(s[..., None] * signal) for s in sens])
+    if body_coil_sensitivity is not None:
+        body = noisy(np.asarray(body_coil_sensitivity, np.complex64)[..., None] * signal)
+    signal = noisy(signal)
+    return MegreData(
+        magnitude=np.abs(signal).astype(np.float32), phase=wrap(np.angle(signal)),
+        total_field=total, local_field=local.astype(np.float32), chi=chi,
+        brain_mask=brain_mask, labels=labels, r2star=r2star, m0=m0, phase_offset=offset,
+        echo_times=tuple(float(t) for t in echo_times), b0_tesla=float(b0_tesla),
+        b0_dir=tuple(float(v) for v in b0_dir), sigma=sigma, coil_images=coil_images,
+        body_coil=body)
