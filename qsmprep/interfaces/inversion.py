@@ -1,20 +1,29 @@
-"""Dipole inversion node: closed-form L2 with automatic lambda, or TKD."""
+"""Dipole inversion node: closed-form L2 (automatic lambda), TKD, weighted CG, FOCUSS-QSM."""
 
 from __future__ import annotations
 
 from nipype.interfaces.base import (BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec,
                                     isdefined, traits)
 
+from ..algorithms.cg import cg_l2
+from ..algorithms.focuss import focuss_qsm
 from ..algorithms.inversion import KSpaceProblem, closed_form_l2, tkd
 from ..algorithms.lambda_selection import DEFAULT_LAMBDAS, select_lambda, sweep_l2
 from ..algorithms.reference import reference_to_mask_mean
+from ..errors import UserInputError
 from ._nifti import geometry, load, save_like
 
 
 class _InvInputSpec(BaseInterfaceInputSpec):
     local_field = File(exists=True, mandatory=True, desc="local field (ppm)")
     mask = File(exists=True, mandatory=True, desc="mask of the local field")
-    method = traits.Enum("l2", "tkd", usedefault=True, desc="inversion method")
+    method = traits.Enum("l2", "tkd", "cg", "focuss", usedefault=True,
+                         desc="inversion method: closed-form L2, TKD, weighted L2 by "
+                              "preconditioned CG, FOCUSS-QSM with magnitude prior")
+    magnitude = File(exists=True, desc="magnitude image (3-D, or 4-D echoes: their mean is "
+                                       "used); required by 'focuss'")
+    noise = File(exists=True, desc="field noise map (ppm); 'cg' weights the data by 1/noise")
+    max_iter = traits.Int(80, usedefault=True, desc="'cg': maximum CG iterations")
     lam = traits.Float(desc="L2 lambda (weight of ||grad chi||^2, 1/mm gradients); auto if unset")
     lambda_rule = traits.Enum("gcv", "lcurve", usedefault=True, desc="automatic lambda rule")
     tkd_threshold = traits.Float(0.19, usedefault=True, desc="TKD kernel truncation")
@@ -37,7 +46,10 @@ class InvertDipole(SimpleInterface):
         mask = load(self.inputs.mask)[0] > 0
         vs, b0 = geometry(img)
         w = self.inputs.n_threads
-        if self.inputs.method == "tkd":
+        method = self.inputs.method
+        if method in ("cg", "focuss"):
+            chi, params = self._iterative(field, img, mask, vs, b0, w)
+        elif method == "tkd":
             chi = tkd(field, vs, b0, threshold=self.inputs.tkd_threshold, mask=mask, workers=w)
             params = {"Method": "TKD", "Threshold": self.inputs.tkd_threshold}
         else:
@@ -61,3 +73,47 @@ class InvertDipole(SimpleInterface):
         self._results["chi"] = save_like(chi, img, "chi.nii.gz")
         self._results["parameters"] = params
         return runtime
+
+    def _auto_lambda(self, field, mask, vs, b0, w):
+        if isdefined(self.inputs.lam):
+            return float(self.inputs.lam), "fixed"
+        prob = KSpaceProblem(field, vs, b0, mask=mask, workers=w)
+        sweep = sweep_l2(prob.spectrum, prob.d, prob.e2, DEFAULT_LAMBDAS)
+        return select_lambda(sweep, self.inputs.lambda_rule), self.inputs.lambda_rule
+
+    def _load_matching(self, path, img, what):
+        data, other = load(path)
+        if data.ndim == 4:
+            data = data.mean(axis=-1)
+        if data.shape != tuple(img.shape[:3]):
+            raise UserInputError(
+                f"The {what} image {path} has shape {data.shape}, but the local field "
+                f"{self.inputs.local_field} has shape {tuple(img.shape[:3])}. Give a {what} "
+                f"image on the same voxel grid as the field (resample or pick the matching run).")
+        return data
+
+    def _iterative(self, field, img, mask, vs, b0, w):
+        convention = ("weight of sum_i ||G_i chi||^2, G_i forward difference / voxel size "
+                      "(1/mm)")
+        lam, rule = self._auto_lambda(field, mask, vs, b0, w)
+        if self.inputs.method == "cg":
+            noise = (self._load_matching(self.inputs.noise, img, "noise")
+                     if isdefined(self.inputs.noise) else None)
+            res = cg_l2(field, vs, b0, lam, mask=mask, noise=noise,
+                        max_iter=self.inputs.max_iter, workers=w)
+            return res.chi, {"Method": "weighted L2 by preconditioned conjugate gradients",
+                             "LambdaConvention": convention, "Lambda": lam,
+                             "LambdaSelection": rule, "Iterations": res.iterations,
+                             "NoiseWeighted": noise is not None}
+        if not isdefined(self.inputs.magnitude):
+            raise UserInputError(
+                "FOCUSS-QSM needs a magnitude image (its edges are the prior), but none was "
+                f"given for the local field {self.inputs.local_field}. Provide the magnitude "
+                "(connect 'magnitude') or choose another inversion method (l2, cg, tkd).")
+        mag = self._load_matching(self.inputs.magnitude, img, "magnitude")
+        res = focuss_qsm(field, mag, mask, vs, b0, lam=lam, workers=w)
+        return res.chi, {"Method": "FOCUSS-QSM with magnitude prior",
+                         "LambdaConvention": "final fit: weight of sum_i ||G_i chi - g_i||^2 "
+                                             "(1/mm gradients); FOCUSS beta: weight of ||q||^2",
+                         "Lambda": lam, "LambdaSelection": rule, "Beta": res.beta,
+                         "BetaSelection": "gcv of the unweighted gradient-domain problem"}
