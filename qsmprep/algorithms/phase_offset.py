@@ -12,9 +12,12 @@ Eckstein/Dymerska/Robinson et al., "MCPC-3D-S"):
    ``angle(H) = omega (TE2 - TE1)``) is unwrapped spatially
    (:func:`qsmprep.algorithms.unwrap.laplacian_unwrap`, made congruent);
 2. per channel ``theta_c = angle(I_c1) - TE1 / (TE2 - TE1) * unwrapped(angle(H))``;
-3. ``theta_c`` is smoothed (magnitude-weighted complex Gaussian, ``sigma_mm``) so that
-   noise and residual unwrapping errors are suppressed; the smoothed offset is what is
-   removed.
+3. ``exp(i theta_c)`` is smoothed so that noise and residual unwrapping errors are
+   suppressed: a Gaussian-weighted local linear fit (first-order normalised
+   convolution, :func:`qsmprep.algorithms.smooth_fields.gaussian_local_linear`) of
+   ``|I_c1| exp(i theta_c)`` with the summed channel magnitudes as confidence, which,
+   unlike plain Gaussian smoothing, is not biased by phase ramps at the object's edge;
+   the smoothed offset is what is removed.
 
 For already-combined data the same estimator runs with one "channel"
 (:func:`estimate_phase_offset`). With a single echo the offset and ``omega TE`` are
@@ -36,7 +39,8 @@ from __future__ import annotations
 import numpy as np
 
 from .phase import wrap
-from .smooth_fields import block_factors, block_sum, gaussian_normalised, upsample_linear
+from .smooth_fields import (block_factors, block_sum, gaussian_local_linear, gaussian_normalised,
+                            upsample_linear)
 from .unwrap import laplacian_unwrap, make_congruent
 
 __all__ = ["hermitian_difference", "unwrapped_echo_difference", "mcpc3ds_offsets",
@@ -84,11 +88,15 @@ def mcpc3ds_offsets(echo1, echo2, te1, te2, voxel_size, sigma_mm: float = DEFAUL
     del dphi
     factors = block_factors(voxel_size, sigma_mm / 2.0)
     sigma_vox = [sigma_mm / (h * f) for h, f in zip(voxel_size, factors)]
-    coarse = []
+    weight = np.zeros(shape, np.float32)
     for c in range(e1.shape[0]):
-        coarse_wz = block_sum(e1[c] * rot, factors)       # magnitude-weighted exp(i theta_c)
-        coarse_w = block_sum(np.abs(e1[c]), factors)
-        coarse.append(gaussian_normalised(coarse_wz, coarse_w, sigma_vox).astype(np.complex64))
+        weight += np.abs(e1[c])
+    coarse_w = block_sum(weight, factors)
+    del weight
+    # each channel's exp(i theta_c), weighted by its own magnitude (block sums of e1_c rot),
+    # fitted locally linearly with the shared weights (no bias at the object's edge)
+    coarse_wz = np.stack([block_sum(e1[c] * rot, factors) for c in range(e1.shape[0])])
+    coarse = gaussian_local_linear(coarse_wz, coarse_w, sigma_vox).astype(np.complex64)
     out = np.empty(e1.shape, np.complex64)
     for c, z in enumerate(coarse):
         z = z / np.maximum(np.abs(z), 1e-30)
