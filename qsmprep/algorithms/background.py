@@ -1,4 +1,5 @@
-"""Background field removal: V-SHARP (Li et al., NeuroImage 2011; Wu et al., MRM 2012).
+"""Background field removal: SHARP (Schweser et al., NeuroImage 2011) and V-SHARP
+(Li et al., NeuroImage 2011; Wu et al., MRM 2012).
 
 Spherical mean value (SMV) filtering removes harmonic (background) fields:
 ``S_r = delta - sphere_r / |sphere_r|``. Each voxel takes the high-passed field
@@ -6,7 +7,11 @@ of the largest radius whose eroded mask still contains it (radii in mm, spheres
 drawn on the anisotropic voxel grid); the combined high-passed field is then
 deconvolved by the largest-radius kernel with truncation ``threshold`` (the SMV
 kernel values below it are not inverted). Fields in ppm; the returned mask is
-the input mask eroded by the smallest radius.
+the input mask eroded by the smallest radius. SHARP is the single-radius case.
+
+Regularisation: ``threshold`` is the truncation level of the SMV kernel's
+spectrum ``1 - sphere_hat(k)`` (values of magnitude <= threshold are set to zero
+in the inverse: TSVD of a diagonal operator), not a multiplier of a penalty.
 """
 
 from __future__ import annotations
@@ -17,7 +22,12 @@ from scipy import ndimage
 
 from .fft import default_workers, fast_shape, mask_bounding_box
 
-__all__ = ["smv_kernel", "vsharp", "default_radii"]
+__all__ = ["smv_kernel", "sharp", "vsharp", "default_radii", "SHARP_RADIUS_MM"]
+
+# Measured on the 256 x 256 x 128 head phantom (1 x 1 x 1.5 mm, threshold 0.05, error in the
+# SHARP mask): radius 3 mm 66%, 4.5 mm 72%, 6 mm 50%, 9 mm 38% but only 67% of the brain
+# kept (6 mm keeps 78%).
+SHARP_RADIUS_MM = 6.0
 
 
 def default_radii(voxel_size, max_mm: float = 9.0) -> tuple[float, ...]:
@@ -95,3 +105,18 @@ def vsharp(field, mask, voxel_size, radii_mm=None, threshold: float = 0.05, work
     full_mask = np.zeros(mask.shape, bool)
     full_mask[box] = out_mask
     return full, full_mask
+
+
+def sharp(field, mask, voxel_size, radius_mm: float = SHARP_RADIUS_MM, threshold: float = 0.05,
+          workers=None):
+    """SHARP local field (ppm) and its mask (Schweser et al., NeuroImage 2011).
+
+    One spherical mean value high-pass of ``radius_mm`` (a sphere in mm on the
+    anisotropic grid), the mask eroded by that radius, then deconvolution by the
+    SMV kernel truncated at ``threshold`` (TSVD). Equivalent to :func:`vsharp`
+    with a single radius.
+    """
+    if not radius_mm > 0:
+        raise ValueError(f"SHARP radius must be positive, got {radius_mm}")
+    return vsharp(field, mask, voxel_size, radii_mm=[float(radius_mm)], threshold=threshold,
+                  workers=workers)

@@ -3,7 +3,8 @@
 The total field comes from the whole head (air +9.4 ppm outside the head and in the
 sinus, skull -2.2 ppm, brain); the true local field is the field of the brain's own
 susceptibility. The error concentrates in the cortex at the mask edge: measured in the
-brain eroded by 5.4 mm it drops from 54% to 47% (V-SHARP) and from 60% to 39% (PDF).
+brain eroded by 5.4 mm it drops from 54% to 47% (V-SHARP) and from 50% to 40% (PDF, 50
+iterations); SHARP (one 6 mm radius) gives 40% in its smaller (78%) mask.
 The lead measured ~55% (V-SHARP, radii 9..3 mm) and ~51% (PDF, 40 iterations) at 1.5 mm.
 
 Note on oblique B0: a field simulated at the native resolution from the phantom's sharp,
@@ -19,13 +20,13 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from qsmprep.algorithms.background import default_radii, smv_kernel, vsharp
+from qsmprep.algorithms.background import default_radii, sharp, smv_kernel, vsharp
 from qsmprep.algorithms.dipole import forward_field
 from qsmprep.algorithms.metrics import demeaned_nrmse
 from qsmprep.algorithms.pdf import pdf
 from qsmprep.simulation.phantom import head_phantom
 
-from ._support import AXIAL, HEAD_SHAPE, HEAD_VOXEL, TILT20, HeadCase, rms
+from ._support import AXIAL, HEAD_SHAPE, HEAD_VOXEL, TILT20, HeadCase, gaussian_noise, rms
 
 
 def inner(mask, voxel_size, mm=5.4):
@@ -110,21 +111,22 @@ def test_vsharp_oblique_b0(head_tilted_oversampled):
 def test_pdf_head(head_axial):
     c = head_axial
     local, iters = pdf(c.total, c.mask, c.voxel_size, c.b0_dir)
-    assert 1 <= iters <= 40
+    assert 1 <= iters <= 50
     assert not local[~c.mask].any()
     err = demeaned_nrmse(local, c.local, c.mask)
-    assert err < 64.0, err  # measured 59.7% in 18 iterations (lead: ~51% at 1.5 mm)
+    # measured 49.7% in 50 iterations (59.7% in 18 with the former tol 1e-3)
+    assert err < 53.0, err
     err_inner = demeaned_nrmse(local, c.local, inner(c.mask, c.voxel_size))
-    assert err_inner < 43.0, err_inner  # measured 39.0%
+    assert err_inner < 43.0, err_inner  # measured 39.9%
     ratio = rms(local, c.mask) / rms(c.local, c.mask)
-    assert 0.5 < ratio < 2.0, ratio  # measured 0.96
+    assert 0.5 < ratio < 2.0, ratio  # measured 0.89
 
 
 def test_pdf_removes_pure_background(head_axial):
     c = head_axial
     bg = background_only(c)
     local, _ = pdf(bg, c.mask, c.voxel_size, c.b0_dir)
-    # measured 0.52% of the input rms (0.37x the true local field's rms)
+    # measured 0.21% of the input rms (0.15x the true local field's rms)
     assert rms(local, c.mask) < 0.05 * rms(bg, c.mask)
     assert rms(local, c.mask) < 0.5 * rms(c.local, c.mask)
 
@@ -133,12 +135,12 @@ def test_pdf_anisotropic_voxels_and_orientation(head_aniso, head_aniso_axial):
     c = head_aniso_axial
     local, _ = pdf(c.total, c.mask, c.voxel_size, c.b0_dir)
     err = demeaned_nrmse(local, c.local, c.mask)
-    assert err < 69.0, err  # measured 64.8%
+    assert err < 57.0, err  # measured 53.3% (64.8% in 18 iterations before)
     # oblique B0 (20 degrees about x) with the right and the wrong direction
     t = head_aniso
     local, _ = pdf(t.total, t.mask, t.voxel_size, t.b0_dir)
     err_t = demeaned_nrmse(local, t.local, t.mask)
-    assert err_t < 67.0, err_t  # measured 62.4%
+    assert err_t < 65.0, err_t  # measured 61.5%
     wrong, _ = pdf(t.total, t.mask, t.voxel_size, AXIAL)
     assert demeaned_nrmse(wrong, t.local, t.mask) > 150.0  # measured 217%
 
@@ -149,3 +151,53 @@ def test_smv_kernel_is_a_normalised_sphere():
     assert k.shape == (32, 30, 9)
     assert k[0, 0, 0] == pytest.approx(1.0, abs=1e-6)  # unit mean
     assert np.abs(k).max() <= 1.0 + 1e-6
+
+
+def test_sharp_head(head_axial):
+    c = head_axial
+    local, mask = sharp(c.total, c.mask, c.voxel_size)
+    assert not (mask & ~c.mask).any() and not local[~mask].any()
+    # SHARP's mask is the brain eroded by the 6 mm radius
+    assert 0.6 * c.mask.sum() < mask.sum() < 0.9 * c.mask.sum()  # measured 0.78
+    err = demeaned_nrmse(local, c.local, mask)
+    assert err < 44.0, err  # measured 40.1% in 78% of the brain
+    ratio = rms(local, mask) / rms(c.local, mask)
+    assert 0.5 < ratio < 2.0, ratio  # measured 0.93
+
+
+def test_sharp_is_single_radius_vsharp(head_axial):
+    c = head_axial
+    a, ma = sharp(c.total, c.mask, c.voxel_size, radius_mm=5.4, threshold=0.05)
+    b, mb = vsharp(c.total, c.mask, c.voxel_size, radii_mm=[5.4], threshold=0.05)
+    assert (ma == mb).all() and np.array_equal(a, b)
+    with pytest.raises(ValueError):
+        sharp(c.total, c.mask, c.voxel_size, radius_mm=0.0)
+
+
+def test_pdf_converges_with_iterations(head_axial):
+    """More CG iterations fit the background better (the default 50 vs 10)."""
+    c = head_axial
+    few, it_few = pdf(c.total, c.mask, c.voxel_size, c.b0_dir, max_iter=10, tol=0.0)
+    assert it_few == 10
+    many, _ = pdf(c.total, c.mask, c.voxel_size, c.b0_dir)
+    e_few = demeaned_nrmse(few, c.local, c.mask)
+    e_many = demeaned_nrmse(many, c.local, c.mask)
+    assert e_many < 0.8 * e_few, (e_few, e_many)  # measured 89.2% -> 49.7%
+
+
+def test_pdf_noise_weighting_downweights_bad_voxels(head_axial):
+    """Corrupt a slab of the field and flag it in the noise map: the weighted fit ignores it."""
+    c = head_axial
+    field = c.total.copy()
+    noise = np.full(field.shape, 1e-3, np.float32)
+    slab = np.zeros(field.shape, bool)
+    slab[:, :, 60:64] = True
+    bad = slab & c.mask
+    field[bad] += gaussian_noise(field.shape, 0.5, seed=3)[bad]
+    noise[bad] = 1.0
+    ok = c.mask & ~ndimage.binary_dilation(slab, iterations=3)
+    plain, _ = pdf(field, c.mask, c.voxel_size, c.b0_dir)
+    weighted, _ = pdf(field, c.mask, c.voxel_size, c.b0_dir, noise=noise)
+    e_plain = demeaned_nrmse(plain, c.local, ok)
+    e_weighted = demeaned_nrmse(weighted, c.local, ok)
+    assert e_weighted < 0.5 * e_plain, (e_plain, e_weighted)  # measured 168% -> 53.7%
