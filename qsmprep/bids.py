@@ -6,7 +6,14 @@ Inputs (read-only, nothing is ever written under ``bids_dir``)::
     sub-<l>/[ses-<l>/]anat/sub-<l>_[ses-<l>_][acq-<l>_][rec-<l>_][run-<i>_][echo-<n>_]part-<mag|phase>_T2starw.nii[.gz]
 
 with JSON sidecars (BIDS inheritance applies) giving ``EchoTime`` (s) and
-``MagneticFieldStrength`` (T). Files are grouped into :class:`Run` objects by
+``MagneticFieldStrength`` (T).
+
+Uncombined receive channels (docs/coil-combination.md): the same names, each file 4-D
+with one volume per channel (``Run.n_channels > 1``). An optional body-coil reference
+for them is the run's files with ``acq-<acq>body`` (``acq-body`` when the run has no
+``acq``): 3-D magnitude/phase, one per echo or the first echo only, same grid. It is
+attached to the uncombined run (``Run.body_magnitude``/``body_phase``) and not processed
+on its own; without a matching uncombined run it stays an ordinary run. Files are grouped into :class:`Run` objects by
 (subject, session, acquisition, reconstruction, run, suffix).
 
 pybids indexes only the requested subjects' ``anat/`` folders (and the JSON
@@ -95,6 +102,14 @@ class Run:
     phase: tuple[str, ...]
     echo_times: tuple[float, ...]
     field_strength: float
+    n_channels: int = 1                      # > 1: uncombined, channels on the 4th axis
+    body_magnitude: tuple[str, ...] = ()     # body-coil reference (acq-<acq>body), if any
+    body_phase: tuple[str, ...] = ()
+
+    @property
+    def uncombined(self) -> bool:
+        """True for uncombined receive-channel images (4-D, channels on the 4th axis)."""
+        return self.n_channels > 1
 
     @property
     def entities(self) -> dict[str, str]:
@@ -392,7 +407,7 @@ def find_runs(bids_dir, participant_labels=None, session_labels=None, bids_filte
             + (" with the given BIDS filters" if bids_filters else "")
             + f". {_near_misses(layout)}{_NAMING_HELP}."
         )
-    runs = [_make_run(layout, key, files) for key, files in groups.items()]
+    runs = _attach_body_coils({key: _make_run(layout, key, files) for key, files in groups.items()})
     _check_unique_names(runs)
     runs.sort(key=Run.sort_key)
     if subjects:
@@ -400,6 +415,44 @@ def find_runs(bids_dir, participant_labels=None, session_labels=None, bids_filte
             if not any(r.subject == sub for r in runs):
                 LOGGER.warning("sub-%s has no magnitude/phase MEGRE/T2starw images; skipped.", sub)
     return runs
+
+
+def _body_base(key):
+    """The run key a body-coil candidate (``acq-<x>body``) refers to, or None."""
+    acq = key[2]
+    if acq is None or not acq.endswith("body"):
+        return None
+    return key[:2] + ((acq[:-4] or None),) + key[3:5]
+
+
+def _attach_body_coils(runs_by_key: dict) -> list:
+    """Attach ``acq-<x>body`` runs to the matching uncombined runs (see module doc)."""
+    from dataclasses import replace
+
+    uncombined = {key[:5]: key for key, r in runs_by_key.items() if r.uncombined}
+    out = dict(runs_by_key)
+    for key, body in runs_by_key.items():
+        base = _body_base(key)
+        if base is None or base not in uncombined or body.uncombined:
+            continue
+        target = out[uncombined[base]]
+        if body.n_echoes not in (1, target.n_echoes):
+            raise UserInputError(
+                f"The body-coil reference {body.magnitude[0]} has {body.n_echoes} echoes but "
+                f"the uncombined run {target.name} has {target.n_echoes}. Give the body-coil "
+                "images for every echo or for the first echo only.")
+        ref_shape, ref_affine, _ = _header_channels(target.magnitude[0])
+        shape, affine, _ = _header_channels(body.magnitude[0])
+        if shape != ref_shape or not np.allclose(affine, ref_affine, rtol=0, atol=1e-3):
+            raise UserInputError(
+                f"The body-coil reference {body.magnitude[0]} (shape {shape}) is not on the "
+                f"voxel grid of the channel images {target.magnitude[0]} (shape {ref_shape}). "
+                "Export the body-coil images with the same matrix and field of view, or "
+                "remove them (coil combination then uses MCPC-3D-S).")
+        out[uncombined[base]] = replace(target, body_magnitude=body.magnitude,
+                                        body_phase=body.phase)
+        del out[key]
+    return list(out.values())
 
 
 def _near_misses(layout) -> str:
@@ -494,10 +547,11 @@ def _make_run(layout, key, files) -> Run:
                 f"number: {mags[i - 1]} has EchoTime {echo_times[i - 1]} s and {mags[i]} has "
                 f"{echo_times[i]} s. Fix the echo- entities or the EchoTime sidecar values."
             )
-    _check_grids(mags, phases)
+    n_channels = _check_grids(mags, phases)
     return Run(subject=subject, session=session, acquisition=acq, reconstruction=rec, run=run,
                suffix=suffix, magnitude=tuple(mags), phase=tuple(phases),
-               echo_times=tuple(echo_times), field_strength=float(fields[0][1]))
+               echo_times=tuple(echo_times), field_strength=float(fields[0][1]),
+               n_channels=n_channels)
 
 
 def _key_prefix(key) -> str:
@@ -548,7 +602,8 @@ def _sidecar_name(path) -> str:
     return p + ".json"
 
 
-def _header(path):
+def _header_channels(path):
+    """``(shape[:3], affine, n_channels)``; a 4th axis holds receive channels."""
     try:
         img = nb.load(path)
     except Exception as err:
@@ -557,24 +612,41 @@ def _header(path):
             ".nii/.nii.gz image."
         ) from None
     shape = tuple(int(n) for n in img.shape)
-    if len(shape) < 3 or any(n != 1 for n in shape[3:]):
+    if len(shape) < 3 or any(n != 1 for n in shape[4:]):
         raise UserInputError(
             f"{path} has shape {shape}; qsmprep needs one 3D volume per file (BIDS stores "
-            "each echo and part in its own file). Split the file per echo."
+            "each echo and part in its own file), or 4D with uncombined receive channels on "
+            "the 4th axis. Split the file per echo."
         )
-    return shape[:3], np.asarray(img.affine, dtype=float)
+    n_channels = shape[3] if len(shape) > 3 else 1
+    return shape[:3], np.asarray(img.affine, dtype=float), n_channels
 
 
-def _check_grids(mags, phases):
-    ref_shape, ref_affine = _header(mags[0])
+def _header(path):
+    shape, affine, _ = _header_channels(path)
+    return shape, affine
+
+
+def _check_grids(mags, phases) -> int:
+    """Check one grid (and channel count) for all files; return the number of channels."""
+    ref_shape, ref_affine, ref_ch = _header_channels(mags[0])
     for path in list(mags[1:]) + list(phases):
-        shape, affine = _header(path)
+        shape, affine, n_ch = _header_channels(path)
         if shape != ref_shape or not np.allclose(affine, ref_affine, rtol=0, atol=1e-3):
             raise UserInputError(
                 f"{path} (shape {shape}) is not on the same voxel grid as {mags[0]} (shape "
                 f"{ref_shape}): matrix or NIfTI affine differ. Magnitude and phase of all "
                 "echoes must share one grid; re-export them from the scanner/converter together."
             )
+        if n_ch != ref_ch:
+            raise UserInputError(
+                f"{path} has {n_ch} volume(s) along the 4th axis but {mags[0]} has {ref_ch}. "
+                "qsmprep reads 4D images as uncombined receive channels, so every magnitude "
+                "and phase image of a run needs the same number (1 for combined images, 3D). "
+                "Split multi-echo 4D files into one file per echo, or export all channels of "
+                "every echo."
+            )
+    return ref_ch
 
 
 def _check_unique_names(runs):

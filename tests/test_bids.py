@@ -436,3 +436,49 @@ def test_find_runs_writes_nothing_into_bids_dir(multi):
     run_geometry(find_runs(multi, ["02"])[0])
     assert snapshot(multi) == before
     assert AFFINE.shape == (4, 4)
+
+
+# ------------------------------------------------------- uncombined channels / body coil
+def test_uncombined_channels_and_body_coil(tmp_path):
+    root = make_dataset(tmp_path / "ds")
+    add_run(root, shape=(8, 8, 4, 6))                                  # 6 channels, 3 echoes
+    body = add_run(root, acq="body", echo_times=(0.004,))                 # first echo only
+    add_run(root, sub="02", acq="hr", shape=(8, 8, 4, 2), echo_times=(0.005, 0.010))
+    add_run(root, sub="02", acq="hrbody", echo_times=(0.005, 0.010))
+    add_run(root, sub="03", acq="body")                                 # orphan: ordinary run
+    runs = find_runs(root)
+    assert [r.name for r in runs] == ["sub-01", "sub-02_acq-hr", "sub-03_acq-body"]
+    r1, r2, r3 = runs
+    assert r1.uncombined and r1.n_channels == 6 and r1.n_echoes == 3
+    assert r1.body_magnitude == (str(body[("mag", 1)]),)
+    assert r1.body_phase == (str(body[("phase", 1)]),)
+    assert r2.n_channels == 2 and len(r2.body_magnitude) == 2
+    assert all("acq-hrbody" in p for p in r2.body_magnitude + r2.body_phase)
+    assert not r3.uncombined and r3.n_channels == 1 and r3.body_magnitude == ()
+    geom = run_geometry(r1)
+    assert geom.shape == (8, 8, 4)
+
+
+def test_body_coil_errors(tmp_path):
+    root = make_dataset(tmp_path / "ds")
+    add_run(root, shape=(8, 8, 4, 4))
+    add_run(root, acq="body", echo_times=(0.004, 0.008))   # 2 echoes for a 3-echo run
+    with pytest.raises(UserInputError) as err:
+        find_runs(root)
+    assert "first echo only" in one_paragraph(err)
+    root = make_dataset(tmp_path / "ds2")
+    add_run(root, shape=(8, 8, 4, 4))
+    add_run(root, acq="body", shape=(8, 8, 5))
+    with pytest.raises(UserInputError) as err:
+        find_runs(root)
+    assert "voxel grid" in one_paragraph(err)
+
+
+def test_channel_count_must_agree(tmp_path):
+    root = make_dataset(tmp_path / "ds")
+    files = add_run(root, shape=(8, 8, 4, 4))
+    write_nifti(files[("phase", 2)], shape=(8, 8, 4, 3))
+    with pytest.raises(UserInputError) as err:
+        find_runs(root)
+    msg = one_paragraph(err)
+    assert str(files[("phase", 2)]) in msg and "receive channels" in msg
