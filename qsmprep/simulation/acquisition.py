@@ -66,6 +66,7 @@ class MegreData:
     b0_tesla: float
     b0_dir: tuple
     sigma: float               # noise standard deviation per real/imaginary part
+    homogeneous: np.ndarray | None = None   # bool: all fine sub-voxels carry one label
     coil_images: np.ndarray | None = None   # complex64 (channels, x, y, z, echoes)
     body_coil: np.ndarray | None = None     # complex64 (x, y, z, echoes)
 
@@ -169,6 +170,10 @@ def simulate_megre(shape, voxel_size, echo_times, b0_tesla, b0_dir, *, tr=0.03,
     r2star = block_mean(r2_t[lab], f).astype(np.float32)
     c = [f // 2] * 3
     labels = lab[c[0]::f, c[1]::f, c[2]::f].copy()
+    n3 = [s_ // f for s_ in lab.shape]
+    blocks = lab.reshape(n3[0], f, n3[1], f, n3[2], f)
+    homogeneous = blocks.min(axis=(1, 3, 5)) == blocks.max(axis=(1, 3, 5))
+    del blocks
     total = block_mean(total_hr, f).astype(np.float32)
 
     # complex signal on the fine grid, averaged per acquisition voxel, slab by slab
@@ -214,5 +219,5 @@ def simulate_megre(shape, voxel_size, echo_times, b0_tesla, b0_dir, *, tr=0.03,
         total_field=total, local_field=local.astype(np.float32), chi=chi,
         brain_mask=brain_mask, labels=labels, r2star=r2star, m0=m0, phase_offset=offset,
         echo_times=tuple(float(t) for t in echo_times), b0_tesla=float(b0_tesla),
-        b0_dir=tuple(float(v) for v in b0_dir), sigma=sigma, coil_images=coil_images,
-        body_coil=body)
+        b0_dir=tuple(float(v) for v in b0_dir), sigma=sigma, homogeneous=homogeneous,
+        coil_images=coil_images, body_coil=body)

@@ -45,9 +45,9 @@ _MAGIC = np.arccos(1.0 / np.sqrt(3.0))  # 54.7356 deg
 # (point MNI mm, direction, radius mm, half length mm): along z (B0 for an axial scan),
 # along y (transverse, internal-cerebral-vein-like) and at the magic angle in x-z
 VEINS = [
-    ((-38.0, -45.0, 32.0), (0.0, 0.0, 1.0), 1.5, 16.0),
-    ((0.0, -10.0, 18.0), (0.0, 1.0, 0.0), 1.5, 14.0),
-    ((32.0, 10.0, 28.0), (np.sin(_MAGIC), 0.0, np.cos(_MAGIC)), 1.5, 14.0),
+    ((-38.0, -45.0, 32.0), (0.0, 0.0, 1.0), 2.0, 16.0),
+    ((0.0, -10.0, 18.0), (0.0, 1.0, 0.0), 2.0, 14.0),
+    ((32.0, 10.0, 28.0), (np.sin(_MAGIC), 0.0, np.cos(_MAGIC)), 2.0, 14.0),
 ]
 CALCIFICATION = ((-28.0, 30.0, 24.0), 3.0)
 # air cavities: (centre, semi-axes), mirrored where the centre has x != 0
