@@ -1,4 +1,4 @@
-"""Background field removal node (PDF or V-SHARP)."""
+"""Background field removal node (PDF, SHARP or V-SHARP)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import numpy as np
 from nipype.interfaces.base import (BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec,
                                     isdefined, traits)
 
-from ..algorithms.background import default_radii, vsharp
+from ..algorithms.background import SHARP_RADIUS_MM, default_radii, sharp, vsharp
 from ..algorithms.pdf import pdf
+from ..errors import UserInputError
 from ._nifti import geometry, load, save_like
 
 
@@ -15,10 +16,15 @@ class _BgInputSpec(BaseInterfaceInputSpec):
     total_field = File(exists=True, mandatory=True, desc="total field (ppm)")
     mask = File(exists=True, mandatory=True, desc="brain mask")
     noise = File(exists=True, desc="field noise map (ppm), weights PDF")
-    method = traits.Enum("pdf", "vsharp", usedefault=True, desc="background removal method")
+    method = traits.Enum("pdf", "vsharp", "sharp", usedefault=True,
+                         desc="background removal method")
     vsharp_radii_mm = traits.List(traits.Float, desc="V-SHARP radii (mm); default 9 mm down to 2 voxels")
-    vsharp_threshold = traits.Float(0.05, usedefault=True, desc="V-SHARP deconvolution truncation")
-    pdf_max_iter = traits.Int(40, usedefault=True, desc="PDF conjugate-gradient iterations")
+    vsharp_threshold = traits.Float(0.05, usedefault=True,
+                                    desc="(V-)SHARP deconvolution truncation (TSVD threshold)")
+    sharp_radius_mm = traits.Float(SHARP_RADIUS_MM, usedefault=True, desc="SHARP radius (mm)")
+    pdf_max_iter = traits.Int(50, usedefault=True, desc="PDF conjugate-gradient iterations")
+    pdf_margin_mm = traits.Float(10.0, usedefault=True,
+                                 desc="PDF source shell around the mask's bounding box (mm)")
     n_threads = traits.Int(1, usedefault=True, desc="FFT threads")
 
 
@@ -29,22 +35,34 @@ class _BgOutputSpec(TraitedSpec):
 
 
 class RemoveBackground(SimpleInterface):
-    """Remove the background field: PDF (dipole fitting) or V-SHARP."""
+    """Remove the background field: PDF (dipole fitting), SHARP or V-SHARP."""
 
     input_spec = _BgInputSpec
     output_spec = _BgOutputSpec
 
     def _run_interface(self, runtime):
         field, img = load(self.inputs.total_field)
-        mask = load(self.inputs.mask)[0] > 0
+        mask_data, mask_img = load(self.inputs.mask)
+        if mask_data.shape[:3] != field.shape[:3]:
+            raise UserInputError(
+                f"the mask {self.inputs.mask} {mask_data.shape} is not on the grid of the field "
+                f"{self.inputs.total_field} {field.shape}: give a mask on the same grid.")
+        mask = mask_data > 0
         vs, b0 = geometry(img)
         if self.inputs.method == "pdf":
             noise = load(self.inputs.noise)[0] if isdefined(self.inputs.noise) else None
             local, iters = pdf(field, mask, vs, b0, noise=noise, max_iter=self.inputs.pdf_max_iter,
-                               workers=self.inputs.n_threads)
+                               margin_mm=self.inputs.pdf_margin_mm, workers=self.inputs.n_threads)
             out_mask = mask
             params = {"Method": "PDF", "MaxIterations": self.inputs.pdf_max_iter,
-                      "Iterations": iters, "NoiseWeighted": noise is not None}
+                      "Iterations": iters, "NoiseWeighted": noise is not None,
+                      "MarginMm": self.inputs.pdf_margin_mm}
+        elif self.inputs.method == "sharp":
+            local, out_mask = sharp(field, mask, vs, radius_mm=self.inputs.sharp_radius_mm,
+                                    threshold=self.inputs.vsharp_threshold,
+                                    workers=self.inputs.n_threads)
+            params = {"Method": "SHARP", "RadiusMm": self.inputs.sharp_radius_mm,
+                      "TruncationThreshold": self.inputs.vsharp_threshold}
         else:
             radii = (list(self.inputs.vsharp_radii_mm) if isdefined(self.inputs.vsharp_radii_mm)
                      else []) or list(default_radii(vs))
@@ -54,7 +72,7 @@ class RemoveBackground(SimpleInterface):
                       "TruncationThreshold": self.inputs.vsharp_threshold}
         if out_mask.sum() < 100:
             raise RuntimeError("background removal left (nearly) no voxels in the mask: "
-                               "use a larger brain mask or smaller V-SHARP radii")
+                               "use a larger brain mask or smaller (V-)SHARP radii")
         self._results["local_field"] = save_like(local, img, "local_field.nii.gz")
         self._results["mask"] = save_like(out_mask, img, "local_mask.nii.gz", dtype=np.uint8)
         self._results["parameters"] = params
