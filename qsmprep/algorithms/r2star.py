@@ -100,7 +100,8 @@ def r2star_arlo(magnitudes, echo_times, mask=None, r2star_max: float = 1000.0,
     sdd = (delta * delta).sum(-1)
     num = d / 3.0 * sdd + ssd
     t2 = (sss + d / 3.0 * ssd) / np.where(num != 0, num, np.inf)
-    r2 = np.where(t2 > 0, 1.0 / np.where(t2 > 0, t2, 1.0), r2star_max)
+    # T2* < 0: growing signal (noise) -> R2* < 0 -> clipped to 0; T2* = 0 -> the cap
+    r2 = np.where(t2 != 0, 1.0 / np.where(t2 != 0, t2, 1.0), r2star_max)
     r2 = np.where(num == 0, 0.0, r2)  # flat signal: no decay
     r2 = np.clip(r2, 0.0, r2star_max)
     # S0: least squares of S_n against exp(-R2* TE_n)
