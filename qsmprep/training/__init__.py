@@ -1,0 +1,1 @@
+"""Training code (writes checkpoints and logs; not part of the pure algorithms)."""
