@@ -1,8 +1,9 @@
 """End to end: `qsmprep BIDS OUT participant` on a simulated multi-echo dataset.
 
-The dataset has a smooth phase offset, complex noise (SNR 100), a background field from
-the head/air and sinus, intravoxel dephasing and integer-scaled phase (0..4095). Ground
-truth comes from the simulator.
+The dataset is the MNI152-based head phantom (docs/simulation.md): a smooth phase offset,
+complex noise (SNR 100), a background field from the skull, scalp, air and sinuses,
+intravoxel dephasing from the supersampled forward model and integer-scaled phase
+(0..4095). Ground truth comes from the simulator.
 """
 
 import hashlib
@@ -68,20 +69,19 @@ def test_chimap_accuracy_against_truth(default_run):
     _, _, truth, out, *_ = default_run
     chi = out / "sub-01" / "anat" / "sub-01_Chimap.nii.gz"
     s = evaluate_chimap(chi, truth["chi"], truth["mask"], truth["labels"])
-    # Measured 59.0% / r=0.811 (docs/methods.md; 54.2% / 0.851 before the Laplacian-constant
-    # fix in unwrap.py, which changed which voxels near the sinus the consistency mask keeps). The error is
-    # dominated by background removal: PDF cannot separate the field of the cortex at the mask
-    # edge from outside sources (inverting the *true* local field with the same L2 gives ~21%,
-    # tests/algorithms). Margin ~8 points for seeds/BLAS; before the consistency mask fixed
-    # aliased unwrapping near the sinus this run scored 650-1100%.
-    assert s["demeaned_nrmse_percent"] < 62
-    assert s["correlation"] > 0.8
+    # Measured 78.6% / r=0.637 on the MNI152 head phantom (59.0% / 0.811 on the earlier
+    # analytic phantom). The MNI brain's truth is mostly fine sulcal CSF/GM/WM detail of
+    # +-0.02 ppm, so its spread is small and the NRMSE large; the error is dominated by
+    # background removal at the cortex next to skull and sinuses (inverting the exact local
+    # field at 3 mm still gives 33%, tests/simulation). Margin ~4 points for seeds/BLAS.
+    assert s["demeaned_nrmse_percent"] < 83
+    assert s["correlation"] > 0.6
     assert s["mask_coverage"] > 0.95
     m = s["label_means"]
     # iron-rich nuclei and veins are positive and ordered as in the truth; calcification negative
     assert m["globus_pallidus"][0] > m["putamen"][0] > m["white_matter"][0]
-    assert m["vein"][0] > 0.15
-    assert m["calcification"][0] < -0.05
+    assert m["vein"][0] > 0.1  # measured 0.143 (truth voxel mean ~0.3: 2 mm-radius veins)
+    assert m["calcification"][0] < -0.05  # measured -0.074
 
 
 def test_derivative_names_and_sidecars(default_run):
@@ -145,8 +145,9 @@ def test_every_preset_builds_and_runs(dataset, preset, tmp_path):
     assert res.returncode == 0, res.stdout + res.stderr
     s = evaluate_chimap(tmp_path / "out" / "sub-01" / "anat" / "sub-01_Chimap.nii.gz",
                         truth["chi"], truth["mask"])
-    # fast (V-SHARP + TKD) measured 65.5% / r=0.787 here; same reasoning as the default
-    assert s["demeaned_nrmse_percent"] < 75
+    # fast (V-SHARP + TKD) measured 76.1% / r=0.735 here (65.5% / 0.787 on the earlier
+    # analytic phantom); same reasoning as the default
+    assert s["demeaned_nrmse_percent"] < 80
     assert s["correlation"] > 0.7
 
 
@@ -159,7 +160,8 @@ def test_oblique_acquisition(tmp_path):
     assert "20.0 deg" in res.stdout  # the summary reports the B0 tilt in voxel coordinates
     s = evaluate_chimap(tmp_path / "out" / "sub-01" / "anat" / "sub-01_Chimap.nii.gz",
                         truth["chi"], truth["mask"])
-    # measured 61.1% / r=0.803: the tilted head puts the sinus' field differently across the
-    # brain; the inversion itself is as accurate oblique as axial (tests/algorithms)
-    assert s["demeaned_nrmse_percent"] < 68
-    assert s["correlation"] > 0.75
+    # measured 77.5% / r=0.634 (61.1% / 0.803 on the earlier analytic phantom): the tilted
+    # head puts the sinus' field differently across the brain; the inversion itself is as
+    # accurate oblique as axial (tests/algorithms)
+    assert s["demeaned_nrmse_percent"] < 82
+    assert s["correlation"] > 0.59
