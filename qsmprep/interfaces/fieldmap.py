@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-from nipype.interfaces.base import BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec, traits
+from nipype.interfaces.base import (BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec,
+                                    isdefined, traits)
 
-from ..algorithms.echofit import fit_field, quality_mask
+from ..algorithms.echofit import fit_field, fit_field_nonlinear, quality_mask
+from ..algorithms.romeo import romeo_unwrap
 from ..algorithms.unwrap import laplacian_unwrap, make_congruent, temporal_unwrap
+from ..errors import UserInputError
 from ._nifti import geometry, load, save_like
 
 
@@ -14,8 +17,13 @@ class _UnwrapInputSpec(BaseInterfaceInputSpec):
     phase = File(exists=True, mandatory=True, desc="4-D wrapped phase (radians)")
     magnitude = File(exists=True, mandatory=True, desc="4-D magnitude")
     echo_times = traits.List(traits.Float, mandatory=True, desc="echo times (s)")
-    method = traits.Enum("temporal", "laplacian", usedefault=True,
-                         desc="temporal: echo-difference; laplacian: each echo spatially")
+    method = traits.Enum("temporal", "laplacian", "romeo", usedefault=True,
+                         desc="temporal: echo-difference; laplacian: each echo spatially; "
+                              "romeo: quality-guided region growing (template echo spatially, "
+                              "the others temporally)")
+    mask = File(exists=True, desc="voxels to unwrap (romeo; default all)")
+    template_echo = traits.Int(2, usedefault=True,
+                               desc="romeo: 1-based echo unwrapped spatially (ROMEO's default 2)")
     n_threads = traits.Int(1, usedefault=True, desc="FFT threads")
 
 
@@ -36,8 +44,20 @@ class UnwrapPhase(SimpleInterface):
             phase, mag = phase[..., None], mag[..., None]
         vs, _ = geometry(img)
         w = self.inputs.n_threads
-        if self.inputs.method == "temporal":
-            out = temporal_unwrap(phase, self.inputs.echo_times, vs, magnitudes=mag, workers=w)
+        te = list(self.inputs.echo_times)
+        if len(te) != phase.shape[-1]:
+            raise UserInputError(
+                f"{self.inputs.phase} has {phase.shape[-1]} echoes but {len(te)} echo times were "
+                "given: check the EchoTime fields of the echo sidecars.")
+        if self.inputs.method == "romeo":
+            mask = load(self.inputs.mask)[0] > 0 if isdefined(self.inputs.mask) else None
+            n = phase.shape[-1]
+            t = min(max(self.inputs.template_echo, 1), n) - 1
+            r = 0 if t != 0 else min(1, n - 1)
+            out = romeo_unwrap(phase, te if n > 1 else None, mag, mask, template=t,
+                               reference=r if n > 1 else 0)
+        elif self.inputs.method == "temporal":
+            out = temporal_unwrap(phase, te, vs, magnitudes=mag, workers=w)
         else:
             out = np.stack([make_congruent(phase[..., j], laplacian_unwrap(phase[..., j], vs, workers=w))
                             for j in range(phase.shape[-1])], -1)
@@ -52,6 +72,12 @@ class _FitInputSpec(BaseInterfaceInputSpec):
     echo_times = traits.List(traits.Float, mandatory=True, desc="echo times (s)")
     field_strength = traits.Float(mandatory=True, desc="B0 (T)")
     unwrap_method = traits.Str("temporal", usedefault=True, desc="recorded in the parameters")
+    fit = traits.Enum("linear", "nonlinear", usedefault=True,
+                      desc="linear: magnitude-weighted line fit; nonlinear: complex Gauss-Newton fit "
+                           "(Liu 2013) started from it")
+    apply_quality_mask = traits.Bool(True, usedefault=True,
+                                     desc="drop voxels with > 0.3 wrap-step jumps from the output mask "
+                                          "(False: quality_mask output is the brain mask)")
 
 
 class _FitOutputSpec(TraitedSpec):
@@ -63,7 +89,7 @@ class _FitOutputSpec(TraitedSpec):
 
 
 class FitField(SimpleInterface):
-    """Magnitude-weighted linear fit of phase vs TE; removes the phase offset."""
+    """Multi-echo field fit (linear or nonlinear complex); removes the phase offset."""
 
     input_spec = _FitInputSpec
     output_spec = _FitOutputSpec
@@ -74,20 +100,27 @@ class FitField(SimpleInterface):
         mask = load(self.inputs.mask)[0] > 0
         if phase.ndim == 3:
             phase, mag = phase[..., None], mag[..., None]
-        fit = fit_field(phase, mag, self.inputs.echo_times, self.inputs.field_strength, mask)
+        fitter = fit_field_nonlinear if self.inputs.fit == "nonlinear" else fit_field
+        fit = fitter(phase, mag, self.inputs.echo_times, self.inputs.field_strength, mask)
         self._results["total_field"] = save_like(fit.field_ppm * mask, img, "total_field.nii.gz")
         self._results["noise"] = save_like(fit.noise_ppm, img, "noise.nii.gz")
         self._results["phase_offset"] = save_like(fit.phase_offset, img, "phase_offset.nii.gz")
         te = list(self.inputs.echo_times)
         spacing = te[1] - te[0] if len(te) > 1 else te[0]
         qmask = quality_mask(mask, fit.field_ppm, self.inputs.field_strength, spacing)
-        if qmask.sum() < 0.5 * mask.sum():
+        removed = int(mask.sum() - qmask.sum())
+        if not self.inputs.apply_quality_mask:
+            qmask = mask
+        if self.inputs.apply_quality_mask and qmask.sum() < 0.5 * mask.sum():
             raise RuntimeError(
                 f"over half of the brain mask has spatially inconsistent phase "
                 f"({self.inputs.unwrapped}): check the echo times and phase scaling")
         self._results["quality_mask"] = save_like(qmask, img, "quality_mask.nii.gz", dtype=np.uint8)
         self._results["parameters"] = {
             "Unwrapping": self.inputs.unwrap_method,
-            "EchoFit": "magnitude-weighted linear fit with phase offset",
-            "VoxelsRemovedByConsistencyCheck": int(mask.sum() - qmask.sum())}
+            "EchoFit": ("magnitude-weighted linear fit with phase offset" if self.inputs.fit == "linear"
+                        else "nonlinear complex fit (Gauss-Newton) with phase offset"),
+            "VoxelsRemovedByConsistencyCheck": removed if self.inputs.apply_quality_mask else 0,
+            "VoxelsFlaggedByConsistencyCheck": removed,
+            "ConsistencyCheckApplied": bool(self.inputs.apply_quality_mask)}
         return runtime
