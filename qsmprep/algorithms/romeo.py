@@ -236,7 +236,16 @@ def _integrate_tree(d, parent, root) -> np.ndarray:
 
 
 def _component_medians(values, labels, ncomp) -> np.ndarray:
-    """Median of ``values`` per label 0..ncomp-1 (labels >= 0 only)."""
+    """Median of ``values`` per label 0..ncomp-1 (labels >= 0 only); NaN values are left out
+    unless a component has nothing else."""
+    finite = np.isfinite(values)
+    if not finite.all():
+        med = _component_medians(np.where(finite, values, 0.0), np.where(finite, labels, -1), ncomp)
+        has = np.bincount(labels[finite & (labels >= 0)], minlength=ncomp) > 0
+        if has.all():
+            return med
+        # components with only NaN: fall back to 0 (no shift)
+        return np.where(has, med, 0.0)
     sel = labels >= 0
     lab = labels[sel]
     val = values[sel]
@@ -335,6 +344,9 @@ def romeo_unwrap(phases, echo_times=None, magnitudes=None, mask=None, template=1
         diff = wrap(pm[:, r] - pm[:, t])
         at_te0 = np.zeros_like(u)
         at_te0[mask] = u[mask] - diff * np.float32(te[t] / (te[r] - te[t]))
+        if m is not None:  # reference on bright voxels (noise-only voxels have no offset)
+            dim = m < 0.25 * np.percentile(m[mask], 99)
+            at_te0 = np.where(dim, np.nan, at_te0)
         u = _reference_components(u, labels, mask, at_te0)
         inside = np.empty_like(pm)
         inside[:, t] = u[mask]
