@@ -13,7 +13,8 @@ from pathlib import Path
 
 from .errors import UserInputError
 
-__all__ = ["PipelineSettings", "Config", "PRESET_DIR", "list_presets", "load_pipeline"]
+__all__ = ["PipelineSettings", "Config", "PRESET_DIR", "list_presets", "load_pipeline",
+           "resolve_fsl_methods", "method_available", "available_variants"]
 
 # presets live in the top-level workflows/ folder; the wheel carries them as package data
 _REPO_PRESETS = Path(__file__).resolve().parent.parent / "workflows"
@@ -27,44 +28,79 @@ class PipelineSettings:
 
     name: str = "default"
     description: str = ""
-    mask_method: str = "native"
+    coil_method: str = "auto"
+    coil_poly_order: int = 2
+    mask_method: str = "magnitude"
     mask_open_mm: float = 4.0
     mask_erode_mm: float = 0.0
+    mask_quality_threshold: float = 0.9
+    bet_frac: float = 0.5
     unwrap_method: str = "temporal"
+    romeo_template_echo: int = 2
+    echo_fit: str = "linear"
+    consistency_mask: bool = True
+    r2star_method: str = "arlo"
     background_method: str = "pdf"
     vsharp_radii_mm: tuple = ()
     vsharp_threshold: float = 0.05
-    pdf_max_iter: int = 40
+    sharp_radius_mm: float = 6.0
+    pdf_max_iter: int = 50
     inversion_method: str = "l2"
     l2_lambda: float | None = None
     lambda_rule: str = "gcv"
     tkd_threshold: float = 0.19
+    cg_max_iter: int = 80
+
+    @property
+    def uses_background_step(self) -> bool:
+        """Total-field methods (tfi, preconditioned) do their own background handling."""
+        return self.inversion_method not in TOTAL_FIELD_METHODS
 
 
-_CHOICES = {
-    "mask_method": ("native",),
-    "unwrap_method": ("temporal", "laplacian"),
-    "background_method": ("pdf", "vsharp"),
-    "inversion_method": ("l2", "tkd"),
+# inversion methods that take the total field and need no separate background step
+TOTAL_FIELD_METHODS = ("tfi", "preconditioned")
+
+CHOICES = {
+    "coil_method": ("auto", "bodycoil", "mcpc3ds", "adaptive"),
+    "mask_method": ("magnitude", "phase_quality", "bet"),
+    "unwrap_method": ("temporal", "laplacian", "romeo", "prelude"),
+    "echo_fit": ("linear", "nonlinear"),
+    "r2star_method": ("arlo", "loglinear"),
+    "background_method": ("pdf", "vsharp", "sharp"),
+    "inversion_method": ("l2", "tkd", "cg", "focuss", "tv", "tfi", "preconditioned", "deepqsm"),
     "lambda_rule": ("gcv", "lcurve"),
 }
+
+# methods that run an FSL program, and the native method used instead when FSL is absent
+# under --fsl auto / never
+FSL_METHODS = {"mask_method": ("bet", "phase_quality"), "unwrap_method": ("prelude", "romeo")}
 
 # TOML table/key -> PipelineSettings field
 _TOML_KEYS = {
     ("pipeline", "name"): "name",
     ("pipeline", "description"): "description",
+    ("coils", "method"): "coil_method",
+    ("coils", "poly_order"): "coil_poly_order",
     ("mask", "method"): "mask_method",
     ("mask", "open_mm"): "mask_open_mm",
     ("mask", "erode_mm"): "mask_erode_mm",
+    ("mask", "quality_threshold"): "mask_quality_threshold",
+    ("mask", "bet_frac"): "bet_frac",
     ("unwrap", "method"): "unwrap_method",
+    ("unwrap", "template_echo"): "romeo_template_echo",
+    ("echoes", "fit"): "echo_fit",
+    ("echoes", "consistency_mask"): "consistency_mask",
+    ("echoes", "r2star_method"): "r2star_method",
     ("background", "method"): "background_method",
     ("background", "vsharp_radii_mm"): "vsharp_radii_mm",
     ("background", "vsharp_threshold"): "vsharp_threshold",
+    ("background", "sharp_radius_mm"): "sharp_radius_mm",
     ("background", "pdf_max_iter"): "pdf_max_iter",
     ("inversion", "method"): "inversion_method",
     ("inversion", "lambda"): "l2_lambda",
     ("inversion", "lambda_rule"): "lambda_rule",
     ("inversion", "tkd_threshold"): "tkd_threshold",
+    ("inversion", "cg_max_iter"): "cg_max_iter",
 }
 
 
@@ -84,6 +120,9 @@ class Config:
     omp_nthreads: int = 1
     mem_gb: float | None = None
     plugin: str = "MultiProc"
+    fsl: str = "auto"
+    device: str = "cpu"
+    user_mask: str | None = None  # path pattern with {subject} {session} {acquisition} {run}
 
 
 def list_presets() -> list[str]:
@@ -121,22 +160,29 @@ def load_pipeline(name_or_path: str) -> PipelineSettings:
     return validate_pipeline(PipelineSettings(**_coerce(values, path)), path)
 
 
+_PY_TYPES = {"float": (int, float), "int": (int,), "bool": (bool,), "str": (str,)}
+
+
 def _coerce(values, source):
     types = {f.name: f.type for f in fields(PipelineSettings)}
     out = {}
     for k, v in values.items():
+        want = _PY_TYPES.get(types[k])
+        if want and (not isinstance(v, want) or (isinstance(v, bool) and bool not in want)):
+            if not (k == "l2_lambda" and v == "auto"):
+                raise UserInputError(f"In {source}, {k} = {v!r} should be of type {types[k]}.")
         if k == "l2_lambda" and v == "auto":
             v = None
         elif k == "vsharp_radii_mm":
             v = tuple(float(r) for r in v)
-        elif types[k] == "float" and isinstance(v, (int, float)):
+        elif types[k] == "float" and isinstance(v, (int, float)) and not isinstance(v, bool):
             v = float(v)
         out[k] = v
     return out
 
 
 def validate_pipeline(settings: PipelineSettings, source="the pipeline settings") -> PipelineSettings:
-    for key, allowed in _CHOICES.items():
+    for key, allowed in CHOICES.items():
         value = getattr(settings, key)
         if value not in allowed:
             raise UserInputError(f"In {source}, {key} = {value!r} is not available; choose one of "
@@ -150,3 +196,70 @@ def with_overrides(settings: PipelineSettings, **overrides) -> PipelineSettings:
     """Apply CLI overrides (``None`` values are ignored)."""
     changes = {k: v for k, v in overrides.items() if v is not None}
     return validate_pipeline(replace(settings, **changes), "the command-line options")
+
+
+def resolve_fsl_methods(settings: PipelineSettings, fsl_mode: str):
+    """Apply ``--fsl auto|require|never`` to the pipeline's FSL-backed methods.
+
+    ``require``: the mask is made by BET and the phase unwrapped by PRELUDE, and a missing
+    FSL stops the run with a message saying how to get it. ``auto``: a pipeline that names
+    ``bet``/``prelude`` gets them when FSL is installed, else the native method listed in
+    :data:`FSL_METHODS`. ``never``: always the native method. Returns ``(settings, notes)``,
+    the notes being one line per substitution, for the log and the console.
+    """
+    from .fsl import resolve_fsl
+
+    changes, notes = {}, []
+    for key, (fsl_method, native) in FSL_METHODS.items():
+        asked = getattr(settings, key)
+        if fsl_mode == "require":
+            resolve_fsl("require", fsl_method)  # raises when missing
+            changes[key] = fsl_method
+        elif asked == fsl_method and not resolve_fsl(fsl_mode, fsl_method):
+            changes[key] = native
+            why = "--fsl never" if fsl_mode == "never" else "FSL is not installed"
+            notes.append(f"{key.split('_')[0]}: {fsl_method} replaced by the native {native} "
+                         f"({why})")
+    return (replace(settings, **changes) if changes else settings), notes
+
+
+def describe_methods(settings: PipelineSettings) -> str:
+    """One line naming the method of every stage (console and log)."""
+    p = settings
+    stages = [f"mask {p.mask_method}", f"unwrap {p.unwrap_method}", f"fit {p.echo_fit}",
+              f"R2* {p.r2star_method}"]
+    if p.uses_background_step:
+        stages.append(f"background {p.background_method}")
+    stages.append(f"inversion {p.inversion_method}")
+    return ", ".join(stages) + f" (uncombined channels: {p.coil_method})"
+
+
+def method_available(key: str, method: str) -> bool:
+    """Whether ``method`` of stage ``key`` can run here (FSL installed, torch importable)."""
+    if key in FSL_METHODS and method == FSL_METHODS[key][0]:
+        from .fsl import fsl_available
+
+        return fsl_available((method,))  # the FSL method names are the program names
+    if method == "deepqsm":
+        import importlib.util
+
+        return importlib.util.find_spec("torch") is not None
+    return True
+
+
+# stages whose method changes the susceptibility map (coils only matter for uncombined data)
+_VARIANT_KEYS = ("mask_method", "unwrap_method", "echo_fit", "background_method",
+                 "inversion_method")
+
+
+def available_variants(base: PipelineSettings):
+    """``(label, {field: method})`` for every available method differing from ``base``,
+    one stage at a time (the accuracy scorecard runs them)."""
+    out = []
+    for key in _VARIANT_KEYS:
+        if key == "background_method" and not base.uses_background_step:
+            continue
+        for method in CHOICES[key]:
+            if method != getattr(base, key) and method_available(key, method):
+                out.append((f"{key.split('_')[0]}={method}", {key: method}))
+    return out

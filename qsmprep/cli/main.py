@@ -21,9 +21,10 @@ def build_config(args):
     from ..bids import load_bids_filters
     from ..config import Config, load_pipeline, with_overrides
 
-    pipeline = with_overrides(load_pipeline(args.pipeline), unwrap_method=args.unwrapping,
-                              background_method=args.background, inversion_method=args.inversion,
-                              l2_lambda=args.l2_lambda)
+    pipeline = with_overrides(load_pipeline(args.pipeline), **{
+        key: getattr(args, key) for key in ("coil_method", "mask_method", "unwrap_method",
+                                            "echo_fit", "r2star_method", "background_method",
+                                            "inversion_method", "l2_lambda")})
     omp = args.omp_nthreads or max(1, min(args.nprocs, 8))
     return Config(
         bids_dir=args.bids_dir.resolve(), output_dir=args.output_dir.resolve(),
@@ -32,7 +33,7 @@ def build_config(args):
         session_labels=tuple(args.session_label),
         bids_filters=load_bids_filters(args.bids_filter_file) if args.bids_filter_file else {},
         pipeline=pipeline, nprocs=args.nprocs, omp_nthreads=omp, mem_gb=args.mem_gb,
-        plugin=args.plugin)
+        plugin=args.plugin, fsl=args.fsl, device=args.device, user_mask=args.user_mask)
 
 
 # ``qsmprep NAME ...`` -> module ``qsmprep.cli.<module>``, whose ``main(argv) -> int`` parses

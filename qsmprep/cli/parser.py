@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 
 from .. import __version__
+from ..config import CHOICES
+from ..fsl import FSL_MODES
 
 DESCRIPTION = """\
 qsmprep turns multi-echo (or single-echo) gradient-echo magnitude and phase images in a
@@ -70,14 +72,29 @@ def build_parser() -> argparse.ArgumentParser:
     pipe = p.add_argument_group("pipeline")
     pipe.add_argument("--pipeline", default="default", metavar="NAME|FILE",
                       help="preset name (default, fast, ...) or path to a pipeline TOML file")
-    pipe.add_argument("--unwrapping", choices=["temporal", "laplacian"],
-                      help="override the preset's phase unwrapping")
-    pipe.add_argument("--background", choices=["pdf", "vsharp"],
-                      help="override the preset's background field removal")
-    pipe.add_argument("--inversion", choices=["l2", "tkd"],
-                      help="override the preset's dipole inversion")
+    for flag, key, what in (
+            ("--coil-combination", "coil_method", "coil combination of uncombined channels"),
+            ("--mask-method", "mask_method", "brain mask (bet runs FSL BET)"),
+            ("--unwrapping", "unwrap_method", "phase unwrapping (prelude runs FSL PRELUDE)"),
+            ("--echo-fit", "echo_fit", "multi-echo field fit"),
+            ("--r2star", "r2star_method", "R2*/T2* fit"),
+            ("--background", "background_method", "background field removal"),
+            ("--inversion", "inversion_method", "dipole inversion (tfi and preconditioned take "
+             "the total field and skip background removal)")):
+        pipe.add_argument(flag, dest=key, choices=CHOICES[key],
+                          help=f"override the preset's {what}")
     pipe.add_argument("--lambda", dest="l2_lambda", type=_positive_float, metavar="VALUE",
-                      help="fixed L2 lambda (default: automatic, see docs)")
+                      help="fixed regularisation lambda (default: automatic, see docs)")
+    pipe.add_argument("--mask", dest="user_mask", metavar="PATTERN",
+                      help="use your own brain masks: a NIfTI path on each run's grid, where "
+                      "{subject}, {session}, {acquisition} and {run} are replaced per run, "
+                      "e.g. /masks/sub-{subject}_mask.nii.gz")
+    pipe.add_argument("--fsl", choices=FSL_MODES, default="auto",
+                      help="FSL (bet, prelude): auto = use it where the pipeline asks and it is "
+                      "installed, else the native method; require = always BET and PRELUDE, stop "
+                      "if FSL is missing; never = native methods only (default: auto)")
+    pipe.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                      help="torch device for DeepQSM (default: cpu)")
 
     perf = p.add_argument_group("performance and work directory")
     perf.add_argument("-w", "--work-dir", type=Path,

@@ -11,13 +11,15 @@ from pathlib import Path
 
 from ..bids import (check_output_dir, find_runs, format_run_summary, run_geometry,
                     write_dataset_description)
-from ..config import Config
+from ..config import Config, describe_methods, resolve_fsl_methods
 
 STAGES = {
+    "coil_combination": "coil combination",
     "stack_echoes": "read echoes",
     "brain_mask": "brain mask",
     "unwrap": "phase unwrapping",
     "field_fit": "echo field fit",
+    "r2star": "R2*/T2* maps",
     "background": "background removal",
     "inversion": "dipole inversion",
 }
@@ -115,8 +117,12 @@ def run_participant(cfg: Config, out=sys.stdout) -> int:
     runs = find_runs(cfg.bids_dir, list(cfg.participant_labels) or None,
                      list(cfg.session_labels) or None, cfg.bids_filters or None)
     geoms = [run_geometry(r) for r in runs]
+    pipeline, notes = resolve_fsl_methods(cfg.pipeline, cfg.fsl)
     print(format_run_summary(runs, geoms), file=out)
-    print(f"pipeline: {cfg.pipeline.name} ({cfg.pipeline.description})", file=out, flush=True)
+    print(f"pipeline: {pipeline.name} ({pipeline.description})", file=out, flush=True)
+    print(f"methods: {describe_methods(pipeline)}", file=out, flush=True)
+    for note in notes:
+        print(f"note: {note}", file=out, flush=True)
 
     cfg.work_dir.mkdir(parents=True, exist_ok=True)
     cfg.output_dir.mkdir(parents=True, exist_ok=True)
@@ -129,7 +135,8 @@ def run_participant(cfg: Config, out=sys.stdout) -> int:
 
     wf = init_participant_wf(runs=runs, geometries=geoms, bids_dir=cfg.bids_dir,
                              output_dir=cfg.output_dir, work_dir=cfg.work_dir,
-                             pipeline=cfg.pipeline, omp_nthreads=cfg.omp_nthreads)
+                             pipeline=pipeline, omp_nthreads=cfg.omp_nthreads, device=cfg.device,
+                             user_mask=cfg.user_mask)
     progress = Progress(runs, out)
     plugin_args = {"status_callback": progress}
     if cfg.plugin == "MultiProc":

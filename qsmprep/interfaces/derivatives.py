@@ -9,7 +9,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 from nipype.interfaces.base import (BaseInterfaceInputSpec, Directory, File, InputMultiObject,
-                                    SimpleInterface, TraitedSpec, traits)
+                                    SimpleInterface, TraitedSpec, isdefined, traits)
 
 from .. import __version__
 from ..algorithms.phase import ppm_to_hz
@@ -30,8 +30,12 @@ class _DerivInputSpec(BaseInterfaceInputSpec):
     mask = File(exists=True, mandatory=True, desc="brain mask")
     chi_mask = File(exists=True, mandatory=True, desc="mask where chi is defined")
     total_field = File(exists=True, mandatory=True)
-    local_field = File(exists=True, mandatory=True)
+    local_field = File(exists=True, desc="local field (unset for total-field inversions)")
     magnitude = File(exists=True, mandatory=True, desc="4-D magnitude")
+    r2star = File(exists=True, desc="R2* (1/s)")
+    t2star = File(exists=True, desc="T2* (s)")
+    r2star_parameters = traits.Dict()
+    coil_parameters = traits.Dict(desc="coil combination (uncombined inputs only)")
     mask_parameters = traits.Dict()
     unwrap_parameters = traits.Dict()
     background_parameters = traits.Dict()
@@ -62,6 +66,8 @@ class WriteDerivatives(SimpleInterface):
         common = {"Sources": sources, "SkullStripped": True,
                   "GeneratedBy": {"Name": "qsmprep", "Version": __version__, "Pipeline": i.pipeline},
                   "MagneticFieldStrength": i.field_strength}
+        if isdefined(i.coil_parameters) and i.coil_parameters:
+            common["CoilCombination"] = dict(i.coil_parameters)
         written = []
         ref = nib.load(i.chi)  # every output shares the chi grid; header read once
 
@@ -78,7 +84,8 @@ class WriteDerivatives(SimpleInterface):
         put(i.chi, self._path("Chimap"), {
             "Units": "ppm", "Description": "Magnetic susceptibility, referenced to the mean "
             "inside the mask", "DipoleInversion": dict(i.inversion_parameters),
-            "BackgroundFieldRemoval": dict(i.background_parameters),
+            "BackgroundFieldRemoval": dict(i.background_parameters) if isdefined(
+                i.local_field) else "none (total-field inversion)",
             "PhaseUnwrapping": dict(i.unwrap_parameters), "BrainMask": dict(i.mask_parameters)})
         put(i.mask, self._path("mask", desc="brain"), {
             "Type": "Brain", "Description": "Brain mask used for the field fit and background "
@@ -86,12 +93,18 @@ class WriteDerivatives(SimpleInterface):
         mag = load(i.magnitude)[0]
         rss = np.sqrt(np.sum(mag * mag, axis=-1)) if mag.ndim == 4 else mag
         brain = load(i.chi_mask)[0] > 0
-        for desc, src, meta, magn in (
-            ("total", i.total_field, {"Description": "Total field from the multi-echo fit "
-                                      "(phase offset removed)", **dict(i.unwrap_parameters)}, rss),
-            ("local", i.local_field, {"Description": "Local field after background removal",
-                                      **dict(i.background_parameters)}, rss * brain),
-        ):
+        if isdefined(i.r2star):
+            r2meta = {k: v for k, v in dict(i.r2star_parameters).items() if k != "Units"}
+            put(i.r2star, self._path("R2starmap"), {"Units": "1/s", "Description":
+                "Apparent transverse relaxation rate R2* from the multi-echo magnitude", **r2meta})
+            put(i.t2star, self._path("T2starmap"), {"Units": "s", "Description":
+                "Apparent transverse relaxation time T2* = 1/R2* (capped)", **r2meta})
+        fields = [("total", i.total_field, {"Description": "Total field from the multi-echo fit "
+                   "(phase offset removed)", **dict(i.unwrap_parameters)}, rss)]
+        if isdefined(i.local_field):
+            fields.append(("local", i.local_field, {"Description": "Local field after background "
+                           "removal", **dict(i.background_parameters)}, rss * brain))
+        for desc, src, meta, magn in fields:
             ppm, _ = load(src)
             put(src, self._path("fieldmap", desc=desc, datatype="fmap"),
                 {"Units": "Hz", "Description": meta.pop("Description"), "Parameters": meta,

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from nipype.pipeline import engine as pe
 
+from ..errors import UserInputError
 from ..interfaces.derivatives import WriteDerivatives
-from .qsm import init_qsm_wf
+from .qsm import init_qsm_wf, r2star_method_for
 
 
 def init_participant_wf(*, runs, geometries, bids_dir, output_dir, work_dir, pipeline,
-                        omp_nthreads=1, name="qsmprep_participant_wf"):
+                        omp_nthreads=1, device="cpu", user_mask=None,
+                        name="qsmprep_participant_wf"):
     """Build the participant-level graph.
 
     ``runs``: :class:`qsmprep.bids.Run` list; ``geometries``: their
     :class:`qsmprep.bids.RunGeometry` (sizes the memory estimates); ``pipeline``:
-    :class:`qsmprep.config.PipelineSettings`. Each run gets its own sub-workflow
+    :class:`qsmprep.config.PipelineSettings` (FSL methods already resolved); ``device``:
+    torch device for DeepQSM; ``user_mask``: a path pattern of the user's brain masks
+    (see :func:`user_mask_for`). Each run gets its own sub-workflow
     ``run_<node_id>`` so a re-run in the same ``work_dir`` reuses cached nodes.
     Has no inputs: the runs are fixed at build time. Its outputnode-free shape is
     deliberate: the derivatives nodes write into ``output_dir``.
@@ -23,29 +29,49 @@ def init_participant_wf(*, runs, geometries, bids_dir, output_dir, work_dir, pip
     p = pipeline
     for run, geom in zip(runs, geometries):
         qsm = init_qsm_wf(
-            shape=geom.shape, n_echoes=run.n_echoes, mask_open_mm=p.mask_open_mm,
-            mask_erode_mm=p.mask_erode_mm, unwrap_method=p.unwrap_method,
-            background_method=p.background_method, vsharp_radii_mm=p.vsharp_radii_mm,
-            vsharp_threshold=p.vsharp_threshold, pdf_max_iter=p.pdf_max_iter,
-            inversion_method=p.inversion_method, l2_lambda=p.l2_lambda,
-            lambda_rule=p.lambda_rule, tkd_threshold=p.tkd_threshold,
-            omp_nthreads=omp_nthreads, name=f"run_{run.node_id}")
+            shape=geom.shape, voxel_size=geom.voxel_size, echo_times=run.echo_times, pipeline=p,
+            n_channels=run.n_channels, has_body_coil=bool(run.body_magnitude),
+            user_mask=user_mask_for(user_mask, run) if user_mask else None, omp_nthreads=omp_nthreads, device=device, name=f"run_{run.node_id}")
         qsm.inputs.inputnode.magnitude = list(run.magnitude)
         qsm.inputs.inputnode.phase = list(run.phase)
         qsm.inputs.inputnode.echo_times = list(run.echo_times)
         qsm.inputs.inputnode.field_strength = run.field_strength
+        if run.body_magnitude:
+            qsm.inputs.inputnode.body_magnitude = list(run.body_magnitude)
+            qsm.inputs.inputnode.body_phase = list(run.body_phase)
         ds = pe.Node(WriteDerivatives(
             output_dir=str(output_dir), bids_dir=str(bids_dir), subject=run.subject,
             session=run.session or "", prefix=run.prefix,
-            source_files=list(run.magnitude) + list(run.phase),
+            source_files=list(run.magnitude) + list(run.phase) + list(run.body_magnitude)
+            + list(run.body_phase),
             field_strength=run.field_strength, pipeline=p.name),
             name=f"derivatives_{run.node_id}", run_without_submitting=True, mem_gb=0.5)
-        wf.connect([(qsm, ds, [
-            ("outputnode.chi", "chi"), ("outputnode.mask", "mask"),
-            ("outputnode.chi_mask", "chi_mask"), ("outputnode.total_field", "total_field"),
-            ("outputnode.local_field", "local_field"), ("outputnode.magnitude", "magnitude"),
-            ("outputnode.mask_parameters", "mask_parameters"),
-            ("outputnode.unwrap_parameters", "unwrap_parameters"),
-            ("outputnode.background_parameters", "background_parameters"),
-            ("outputnode.inversion_parameters", "inversion_parameters")])])
+        outputs = ["chi", "mask", "chi_mask", "total_field", "magnitude", "mask_parameters",
+                   "unwrap_parameters", "inversion_parameters"]
+        if p.uses_background_step:
+            outputs += ["local_field", "background_parameters"]
+        if r2star_method_for(run.echo_times, p.r2star_method):
+            outputs += ["r2star", "t2star", "r2star_parameters"]
+        if run.uncombined:
+            outputs += ["coil_parameters"]
+        wf.connect([(qsm, ds, [(f"outputnode.{o}", o) for o in outputs])])
     return wf
+
+
+def user_mask_for(pattern, run) -> Path:
+    """The user's mask for ``run``: ``pattern`` with ``{subject}``, ``{session}``,
+    ``{acquisition}`` and ``{run}`` filled in (labels without their ``sub-``-style keys)."""
+    values = {"subject": run.subject, "session": run.session or "",
+              "acquisition": run.acquisition or "", "run": run.run or ""}
+    try:
+        path = Path(str(pattern).format(**values)).expanduser()
+    except (KeyError, IndexError, ValueError) as exc:
+        raise UserInputError(
+            f"--mask {pattern!r} is not a valid pattern ({exc}): use only {{subject}}, "
+            "{session}, {acquisition} and {run} as placeholders.") from None
+    if not path.is_file():
+        raise UserInputError(
+            f"--mask: the brain mask {path} for {run.prefix} does not exist. Give a pattern "
+            "that names one mask file per run, e.g. /masks/sub-{subject}_mask.nii.gz, on the "
+            "grid of the run's magnitude images.")
+    return path.resolve()

@@ -1,80 +1,208 @@
-"""The per-run QSM chain: stack echoes -> mask -> unwrap -> field fit -> background -> inversion."""
+"""The per-run QSM chain.
+
+[coil combination] -> stack echoes -> brain mask -> unwrap -> echo field fit (+ R2*/T2*)
+-> background removal -> dipole inversion; total-field methods (TFI, prior-preconditioned)
+take the total field and replace the last two stages.
+"""
 
 from __future__ import annotations
 
+import numpy as np
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
+from ..config import PipelineSettings
 from ..interfaces._nifti import mem_gb_for
 from ..interfaces.background import RemoveBackground
 from ..interfaces.fieldmap import FitField, UnwrapPhase
 from ..interfaces.inversion import InvertDipole
 from ..interfaces.masking import NativeBrainMask
 from ..interfaces.phase import StackEchoes
+from ..interfaces.r2star import R2StarMap
+
+OUTPUT_FIELDS = ["magnitude", "mask", "total_field", "local_field", "chi_mask", "chi",
+                 "r2star", "t2star", "coil_parameters", "mask_parameters", "unwrap_parameters",
+                 "background_parameters", "inversion_parameters", "r2star_parameters"]
 
 
-def init_qsm_wf(*, shape, n_echoes, mask_open_mm=4.0, mask_erode_mm=0.0,
-                unwrap_method="temporal", background_method="pdf", vsharp_radii_mm=(),
-                vsharp_threshold=0.05, pdf_max_iter=40, inversion_method="l2", l2_lambda=None,
-                lambda_rule="gcv", tkd_threshold=0.19, omp_nthreads=1, name="qsm_wf"):
+def r2star_method_for(echo_times, preferred="arlo"):
+    """The R2* method that can run on these echoes (ARLO: >= 3 equally spaced), or None."""
+    te = np.sort(np.asarray(echo_times, float))
+    if te.size < 2:
+        return None
+    spacing = np.diff(te)
+    even = te.size >= 3 and np.max(np.abs(spacing - spacing.mean())) <= 0.01 * spacing.mean()
+    return "arlo" if preferred == "arlo" and even else "loglinear"
+
+
+def init_qsm_wf(*, shape, voxel_size, echo_times, pipeline: PipelineSettings, n_channels=1,
+                has_body_coil=False, user_mask=None, omp_nthreads=1, device="cpu",
+                name="qsm_wf"):
     """Build the QSM chain for one run.
 
-    One node per stage, each a thin interface over :mod:`qsmprep.algorithms`.
-    ``shape``/``n_echoes`` size the memory estimates.
+    ``shape``/``voxel_size``/``echo_times`` size the memory estimates and decide what can run (R2* needs
+    two echoes, ARLO three equally spaced); ``pipeline`` is the frozen
+    :class:`qsmprep.config.PipelineSettings` whose FSL methods were already resolved;
+    ``n_channels > 1`` adds the coil-combination node (``has_body_coil``: a body-coil
+    reference is connected); ``user_mask``: the user's own brain mask file, which replaces
+    the mask method. One node per stage, each a thin interface over
+    :mod:`qsmprep.algorithms`.
 
-    inputnode: ``magnitude``, ``phase`` (lists of per-echo files), ``echo_times`` (s),
-    ``field_strength`` (T).
-    outputnode: ``magnitude`` (4-D), ``mask``, ``total_field``, ``local_field`` (ppm),
-    ``chi_mask``, ``chi`` (ppm), and ``*_parameters`` dicts for the sidecars.
+    inputnode: ``magnitude``, ``phase`` (per-echo files), ``echo_times`` (s),
+    ``field_strength`` (T), ``body_magnitude``/``body_phase`` (body-coil files, optional).
+    outputnode: ``magnitude`` (4-D), ``mask``, ``total_field``, ``local_field`` (ppm; unset for
+    total-field methods), ``chi_mask``, ``chi`` (ppm), ``r2star`` (1/s), ``t2star`` (s) (unset
+    with one echo) and ``*_parameters`` dicts for the sidecars.
     """
+    p = pipeline
+    n_echoes = len(echo_times)
     wf = pe.Workflow(name=name)
     inputnode = pe.Node(niu.IdentityInterface(
-        fields=["magnitude", "phase", "echo_times", "field_strength"]), name="inputnode")
-    outputnode = pe.Node(niu.IdentityInterface(
-        fields=["magnitude", "mask", "total_field", "local_field", "chi_mask", "chi",
-                "mask_parameters", "unwrap_parameters", "background_parameters",
-                "inversion_parameters"]), name="outputnode")
+        fields=["magnitude", "phase", "echo_times", "field_strength", "body_magnitude",
+                "body_phase"]), name="inputnode")
+    outputnode = pe.Node(niu.IdentityInterface(fields=OUTPUT_FIELDS), name="outputnode")
     vol_gb = mem_gb_for(shape, 1)
     echo_gb = mem_gb_for(shape, n_echoes, factor=4)
-
     stack = pe.Node(StackEchoes(), name="stack_echoes", mem_gb=echo_gb)
-    mask = pe.Node(NativeBrainMask(open_mm=mask_open_mm, erode_mm=mask_erode_mm), name="brain_mask",
-                   mem_gb=echo_gb)
-    unwrap = pe.Node(UnwrapPhase(method=unwrap_method, n_threads=omp_nthreads), name="unwrap",
-                     mem_gb=echo_gb + vol_gb, n_procs=omp_nthreads)
-    fit = pe.Node(FitField(unwrap_method=unwrap_method), name="field_fit", mem_gb=echo_gb)
-    bg = pe.Node(RemoveBackground(method=background_method, vsharp_threshold=vsharp_threshold,
-                                  pdf_max_iter=pdf_max_iter, n_threads=omp_nthreads),
-                 name="background", mem_gb=vol_gb * 2, n_procs=omp_nthreads)
-    if vsharp_radii_mm:
-        bg.inputs.vsharp_radii_mm = list(vsharp_radii_mm)
-    inv = pe.Node(InvertDipole(method=inversion_method, lambda_rule=lambda_rule,
-                               tkd_threshold=tkd_threshold, n_threads=omp_nthreads),
-                  name="inversion", mem_gb=vol_gb, n_procs=omp_nthreads)
-    if l2_lambda is not None:
-        inv.inputs.lam = float(l2_lambda)
-    params = pe.Node(niu.IdentityInterface(fields=["mask_parameters"]), name="parameters")
-    params.inputs.mask_parameters = {"Method": "native magnitude threshold (Otsu) + opening",
-                                     "OpeningMm": mask_open_mm, "ErosionMm": mask_erode_mm}
 
+    if n_channels > 1:
+        from ..interfaces.coils import CombineCoils
+
+        combine = pe.Node(CombineCoils(method=p.coil_method, poly_order=p.coil_poly_order,
+                                       n_threads=omp_nthreads),
+                          name="coil_combination", n_procs=omp_nthreads,
+                          mem_gb=mem_gb_for(shape, n_echoes * n_channels, factor=3))
+        wf.connect([(inputnode, combine, [("magnitude", "magnitude"), ("phase", "phase"),
+                                          ("echo_times", "echo_times")]),
+                    (combine, stack, [("magnitude", "magnitude"), ("phase", "phase")]),
+                    (combine, outputnode, [("parameters", "coil_parameters")])])
+        if has_body_coil:
+            wf.connect(inputnode, "body_magnitude", combine, "body_magnitude")
+            wf.connect(inputnode, "body_phase", combine, "body_phase")
+    else:
+        wf.connect(inputnode, "magnitude", stack, "magnitude")
+        wf.connect(inputnode, "phase", stack, "phase")
+
+    mask = _mask_node(p, echo_gb, user_mask)
+    wf.connect(stack, "magnitude", mask, "magnitude")
+    if p.mask_method == "phase_quality" and not user_mask:
+        wf.connect(stack, "phase", mask, "phase")
+
+    unwrap = _unwrap_node(p, echo_gb + vol_gb, omp_nthreads)
+    wf.connect([(stack, unwrap, [("phase", "phase"), ("magnitude", "magnitude")]),
+                (inputnode, unwrap, [("echo_times", "echo_times")])])
+    if p.unwrap_method in ("romeo", "prelude"):
+        wf.connect(mask, "mask", unwrap, "mask")
+
+    fit = pe.Node(FitField(unwrap_method=p.unwrap_method, fit=p.echo_fit,
+                           apply_quality_mask=p.consistency_mask), name="field_fit", mem_gb=echo_gb)
     wf.connect([
-        (inputnode, stack, [("magnitude", "magnitude"), ("phase", "phase")]),
-        (stack, mask, [("magnitude", "magnitude")]),
-        (stack, unwrap, [("phase", "phase"), ("magnitude", "magnitude")]),
-        (inputnode, unwrap, [("echo_times", "echo_times")]),
         (unwrap, fit, [("unwrapped", "unwrapped")]),
         (stack, fit, [("magnitude", "magnitude")]),
         (mask, fit, [("mask", "mask")]),
         (inputnode, fit, [("echo_times", "echo_times"), ("field_strength", "field_strength")]),
-        (fit, bg, [("total_field", "total_field"), ("noise", "noise"), ("quality_mask", "mask")]),
-        (bg, inv, [("local_field", "local_field"), ("mask", "mask")]),
         (stack, outputnode, [("magnitude", "magnitude")]),
-        (mask, outputnode, [("mask", "mask")]),
-        (fit, outputnode, [("total_field", "total_field")]),
-        (bg, outputnode, [("local_field", "local_field"), ("mask", "chi_mask"),
-                          ("parameters", "background_parameters")]),
-        (inv, outputnode, [("chi", "chi"), ("parameters", "inversion_parameters")]),
-        (params, outputnode, [("mask_parameters", "mask_parameters")]),
-        (fit, outputnode, [("parameters", "unwrap_parameters")]),
+        (mask, outputnode, [("mask", "mask"), ("parameters", "mask_parameters")]),
+        (fit, outputnode, [("total_field", "total_field"), ("parameters", "unwrap_parameters")]),
     ])
+
+    r2_method = r2star_method_for(echo_times, p.r2star_method)
+    if r2_method:
+        r2 = pe.Node(R2StarMap(method=r2_method), name="r2star", mem_gb=echo_gb)
+        wf.connect([(stack, r2, [("magnitude", "magnitude")]), (mask, r2, [("mask", "mask")]),
+                    (inputnode, r2, [("echo_times", "echo_times")]),
+                    (r2, outputnode, [("r2star", "r2star"), ("t2star", "t2star"),
+                                      ("parameters", "r2star_parameters")])])
+
+    if p.uses_background_step:
+        _local_field_inversion(wf, p, stack, fit, outputnode, vol_gb, omp_nthreads, device,
+                               deep_gb=(shape, voxel_size))
+    else:
+        _total_field_inversion(wf, p, inputnode, stack, fit, outputnode, vol_gb, echo_gb,
+                               omp_nthreads)
     return wf
+
+
+def _mask_node(p, mem_gb, user_mask):
+    if user_mask:
+        return pe.Node(NativeBrainMask(user_mask=str(user_mask), erode_mm=p.mask_erode_mm),
+                       name="brain_mask", mem_gb=mem_gb)
+    if p.mask_method == "bet":
+        from ..interfaces.fsl import BetBrainMask
+
+        return pe.Node(BetBrainMask(frac=p.bet_frac, erode_mm=p.mask_erode_mm), name="brain_mask",
+                       mem_gb=mem_gb)
+    return pe.Node(NativeBrainMask(method=p.mask_method, open_mm=p.mask_open_mm,
+                                   erode_mm=p.mask_erode_mm,
+                                   quality_threshold=p.mask_quality_threshold),
+                   name="brain_mask", mem_gb=mem_gb)
+
+
+def _unwrap_node(p, mem_gb, omp_nthreads):
+    if p.unwrap_method == "prelude":
+        from ..interfaces.fsl import PreludeUnwrap
+
+        return pe.Node(PreludeUnwrap(), name="unwrap", mem_gb=mem_gb)
+    return pe.Node(UnwrapPhase(method=p.unwrap_method, template_echo=p.romeo_template_echo,
+                               n_threads=omp_nthreads),
+                   name="unwrap", mem_gb=mem_gb, n_procs=omp_nthreads)
+
+
+def _local_field_inversion(wf, p, stack, fit, outputnode, vol_gb, omp_nthreads, device, deep_gb):
+    """Background removal, then an inversion of the local field."""
+    bg = pe.Node(RemoveBackground(method=p.background_method, vsharp_threshold=p.vsharp_threshold,
+                                  sharp_radius_mm=p.sharp_radius_mm, pdf_max_iter=p.pdf_max_iter,
+                                  n_threads=omp_nthreads),
+                 name="background", mem_gb=vol_gb * 2, n_procs=omp_nthreads)
+    if p.vsharp_radii_mm:
+        bg.inputs.vsharp_radii_mm = list(p.vsharp_radii_mm)
+    wf.connect([(fit, bg, [("total_field", "total_field"), ("noise", "noise"),
+                           ("quality_mask", "mask")]),
+                (bg, outputnode, [("local_field", "local_field"), ("mask", "chi_mask"),
+                                  ("parameters", "background_parameters")])])
+    if p.inversion_method == "deepqsm":
+        from ..interfaces.deepqsm import DeepQSM, deepqsm_mem_gb
+
+        inv = pe.Node(DeepQSM(device=device, n_threads=omp_nthreads), name="inversion",
+                      n_procs=omp_nthreads, mem_gb=deepqsm_mem_gb(*deep_gb))
+    else:
+        inv = pe.Node(InvertDipole(method=p.inversion_method, lambda_rule=p.lambda_rule,
+                                   tkd_threshold=p.tkd_threshold, max_iter=p.cg_max_iter,
+                                   n_threads=omp_nthreads),
+                      name="inversion", mem_gb=vol_gb * 4, n_procs=omp_nthreads)
+        if p.l2_lambda is not None:
+            inv.inputs.lam = float(p.l2_lambda)
+        if p.inversion_method in ("focuss", "tv"):
+            wf.connect(stack, "magnitude", inv, "magnitude")
+        if p.inversion_method == "cg":
+            wf.connect(fit, "noise", inv, "noise")
+    wf.connect([(bg, inv, [("local_field", "local_field"), ("mask", "mask")]),
+                (inv, outputnode, [("chi", "chi"), ("parameters", "inversion_parameters")])])
+
+
+def _total_field_inversion(wf, p, inputnode, stack, fit, outputnode, vol_gb, echo_gb,
+                           omp_nthreads):
+    """TFI or prior-preconditioned QSM: one node from the total field to chi."""
+    if p.inversion_method == "tfi":
+        from ..interfaces.totalfield import TotalFieldInversion
+
+        inv = pe.Node(TotalFieldInversion(n_threads=omp_nthreads), name="inversion",
+                      mem_gb=vol_gb * 6, n_procs=omp_nthreads)
+        if p.l2_lambda is not None:
+            inv.inputs.lam = float(p.l2_lambda)
+        wf.connect(stack, "magnitude", inv, "magnitude")
+    else:
+        from ..interfaces.preconditioned import PreconditionedQSM
+
+        inv = pe.Node(PreconditionedQSM(background=p.background_method
+                                        if p.background_method in ("vsharp", "pdf") else "vsharp"),
+                      name="inversion", mem_gb=echo_gb + vol_gb * 4)
+        if p.l2_lambda is not None:
+            inv.inputs.lam = float(p.l2_lambda)
+        wf.connect([(stack, inv, [("magnitude", "magnitudes")]),
+                    (inputnode, inv, [("echo_times", "echo_times"),
+                                      ("field_strength", "b0_tesla")])])
+    wf.connect([(fit, inv, [("total_field", "total_field"), ("noise", "noise"),
+                            ("quality_mask", "mask")]),
+                (inv, outputnode, [("chi", "chi"), ("mask", "chi_mask"),
+                                   ("parameters", "inversion_parameters")])])
