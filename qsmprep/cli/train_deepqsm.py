@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=int)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
     p.add_argument("--threads", type=int, help="torch CPU threads (0: torch default)")
+    p.add_argument("--max-minutes", type=float,
+                   help="wall-time budget: stop (with a fully decayed learning rate) when spent")
     p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
     p.add_argument("--export", type=Path, help="also copy the final weights to this path")
     return p
@@ -77,8 +79,8 @@ def main(argv) -> int:
         cfg = cfg.replace(**load_config_file(args.config))
     cfg = cfg.replace(**{f.name: getattr(args, f.name, None) for f in dataclasses.fields(cfg)})
     ck = train(cfg, resume=not args.no_resume, stream=sys.stderr)
-    if args.export and ck["step"] >= cfg.steps:
+    if args.export and ck.get("done"):
         args.export.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(Path(cfg.output_dir) / "deepqsm.pt", args.export)
         print(f"train-deepqsm: weights copied to {args.export}")
-    return 0 if ck["step"] >= cfg.steps else 130
+    return 0 if ck.get("done") else 130

@@ -55,6 +55,7 @@ class TrainConfig:
     threads: int = 0                # torch CPU threads (0 = torch's default)
     chi_range: float = 0.25
     max_noise: float = 0.003
+    max_minutes: float = 0.0        # wall-time budget; 0 = none (see progress_fraction)
 
     def replace(self, **kw) -> "TrainConfig":
         return dataclasses.replace(self, **{k: v for k, v in kw.items() if v is not None})
@@ -67,12 +68,22 @@ class TrainConfig:
         return "\n".join(lines) + "\n"
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up to ``lr`` then cosine decay to ``min_lr`` at ``steps``."""
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    t = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
-    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * t))
+def progress_fraction(step: int, wall_seconds: float, cfg: TrainConfig) -> float:
+    """How far the run is, in [0, 1]: the larger of steps done / ``steps`` and, with a
+    ``max_minutes`` budget, wall time used / budget. Training stops at 1; the learning
+    rate schedule follows this fraction, so a run cut short by its time budget (a busy
+    CPU) still ends with a fully decayed learning rate."""
+    f = step / cfg.steps
+    if cfg.max_minutes > 0:
+        f = max(f, wall_seconds / (60.0 * cfg.max_minutes))
+    return min(1.0, f)
+
+
+def lr_at(step: int, frac: float, cfg: TrainConfig) -> float:
+    """Cosine decay from ``lr`` to ``min_lr`` over the run fraction ``frac``, times a
+    linear warm-up over the first ``warmup`` steps."""
+    warm = min(1.0, (step + 1) / max(1, cfg.warmup))
+    return warm * (cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * frac)))
 
 
 def _device(torch, name: str):
@@ -217,13 +228,19 @@ def train(cfg: TrainConfig, resume: bool = True, stream=sys.stderr) -> dict:
         old = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     except ValueError:  # not the main thread: no signal handling
         pass
-    bar = _Progress(cfg.steps, stream)
+    if not history:  # the starting point (TKD level for residual models)
+        vmse, vnrmse = _validate(torch, model, val, cfg)
+        history.append({"step": 0, "train_loss": None, "val_mse": vmse, "val_nrmse": vnrmse,
+                        "lr": 0.0, "wall_seconds": wall})
+        with open(out / "history.jsonl", "a") as fh:
+            fh.write(json.dumps(history[-1]) + "\n")
+    bar = _Progress(cfg.steps, stream, every=5)
     model.train()
     t_last, s_last, loss_avg = time.monotonic(), step, None
     wall0 = wall
     try:
-        while step < cfg.steps and not stop["flag"]:
-            lr = lr_at(step, cfg)
+        while progress_fraction(step, wall, cfg) < 1.0 and not stop["flag"]:
+            lr = lr_at(step, progress_fraction(step, wall, cfg), cfg)
             for g in opt.param_groups:
                 g["lr"] = lr
             field, chi = gen.batch(cfg.batch_size, tkd=cfg.residual)
@@ -237,7 +254,8 @@ def train(cfg: TrainConfig, resume: bool = True, stream=sys.stderr) -> dict:
             lv = float(loss.detach()) / cfg.scale ** 2
             loss_avg = lv if loss_avg is None else 0.95 * loss_avg + 0.05 * lv
             extra = ""
-            if step % cfg.val_every == 0 or step == cfg.steps:
+            done = progress_fraction(step, wall, cfg) >= 1.0
+            if step % cfg.val_every == 0 or done:
                 vmse, vnrmse = _validate(torch, model, val, cfg)
                 history.append({"step": step, "train_loss": loss_avg, "val_mse": vmse,
                                 "val_nrmse": vnrmse, "lr": lr,
@@ -249,11 +267,12 @@ def train(cfg: TrainConfig, resume: bool = True, stream=sys.stderr) -> dict:
                     extra += "\n"
             rate = (step - s_last) / max(1e-9, time.monotonic() - t_last)
             bar.update(step, loss_avg, lr, rate, extra)
-            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            if step % cfg.checkpoint_every == 0 or done:
                 _atomic_save(torch, checkpoint(), ckpt_path)
         ck = checkpoint()
+        ck["done"] = progress_fraction(step, wall, cfg) >= 1.0
         _atomic_save(torch, ck, ckpt_path)
-        if step >= cfg.steps:
+        if ck["done"]:
             export_weights(ck, out / "deepqsm.pt")
             stream.write(f"\ntrain-deepqsm: done, {step} steps in {wall / 60:.1f} min -> "
                          f"{out / 'deepqsm.pt'}\n")
