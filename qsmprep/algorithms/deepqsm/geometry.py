@@ -70,10 +70,11 @@ class GridMap:
                                         self.fwd_offset, output_shape=self.out_shape,
                                         order=order, mode="constant", cval=0.0)
 
-    def mask_to_network(self, mask) -> np.ndarray:
+    def mask_to_network(self, mask, threshold=0.5) -> np.ndarray:
+        """The mask on the network grid: linear interpolation > ``threshold``."""
         if self.identity:
             return np.asarray(mask, bool)
-        return self.to_network(np.asarray(mask, np.float32), order=1) > 0.5
+        return self.to_network(np.asarray(mask, np.float32), order=1) > threshold
 
     def from_network(self, volume, order=1) -> np.ndarray:
         if self.identity:

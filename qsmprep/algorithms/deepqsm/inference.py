@@ -80,7 +80,7 @@ def predict_tiled(model, inputs, max_tile_voxels=4_000_000, overlap=24):
 
 def deepqsm(field, voxel_size, b0_dir, mask=None, model=None, device="cpu",
             resolution="training", max_tile_voxels=4_000_000, overlap=24, margin=8,
-            threads=None):
+            threads=None, interpolation_order=3):
     """Susceptibility (ppm, float32, zero outside ``mask``) from a local field (ppm).
 
     ``model``: a :class:`.model.DeepQSMModel` (default: the shipped weights on ``device``).
@@ -89,6 +89,9 @@ def deepqsm(field, voxel_size, b0_dir, mask=None, model=None, device="cpu",
     voxels are isotropic. ``max_tile_voxels``/``overlap`` bound memory (see module doc).
     ``threads``: torch CPU threads (None leaves torch's setting). The result is not
     referenced; callers reference it (e.g. to the mask mean).
+    ``interpolation_order``: spline order of the regridding (3: cubic B-spline; linear
+    interpolation blurs the field and cost TKD-level results ~12 NRMSE points on the head
+    phantom at 1.5 mm, cubic ~1 point).
     """
     torch = require_torch()
     if threads:
@@ -113,8 +116,10 @@ def deepqsm(field, voxel_size, b0_dir, mask=None, model=None, device="cpu",
     else:
         raise ValueError(f"resolution must be training|isotropic|native, not {resolution!r}")
     grid = GridMap(f.shape, vs, b0_dir, target)
-    fn = grid.to_network(f)
-    mn = grid.mask_to_network(m)
+    fn = grid.to_network(f, order=interpolation_order)
+    # the network-grid mask covers every network voxel touching the input mask, so that
+    # mapping the prediction back never blends in zeros from outside it
+    mn = grid.mask_to_network(m, threshold=0.01)
     fn *= mn
     channels = [fn * np.float32(model.scale)]
     if model.residual:
@@ -126,7 +131,7 @@ def deepqsm(field, voxel_size, b0_dir, mask=None, model=None, device="cpu",
     chi_n = predict_tiled(model, inputs, max_tile_voxels=max_tile_voxels, overlap=overlap)
     chi_n /= np.float32(model.scale)
     chi_n *= mn
-    chi_box = grid.from_network(chi_n)
+    chi_box = grid.from_network(chi_n, order=interpolation_order)
     out = np.zeros(field.shape, np.float32)
     out[box] = np.where(m, chi_box, np.float32(0))
     return out
