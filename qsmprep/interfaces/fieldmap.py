@@ -21,7 +21,8 @@ class _UnwrapInputSpec(BaseInterfaceInputSpec):
                          desc="temporal: echo-difference; laplacian: each echo spatially; "
                               "romeo: quality-guided region growing (template echo spatially, "
                               "the others temporally)")
-    mask = File(exists=True, desc="voxels to unwrap (romeo; default all)")
+    mask = File(exists=True, desc="voxels to unwrap (romeo; temporal: the echo difference's "
+                                  "quality-guided tree; default all)")
     template_echo = traits.Int(2, usedefault=True,
                                desc="romeo: 1-based echo unwrapped spatially (ROMEO's default 2)")
     n_threads = traits.Int(1, usedefault=True, desc="FFT threads")
@@ -57,7 +58,8 @@ class UnwrapPhase(SimpleInterface):
             out = romeo_unwrap(phase, te if n > 1 else None, mag, mask, template=t,
                                reference=r if n > 1 else 0)
         elif self.inputs.method == "temporal":
-            out = temporal_unwrap(phase, te, vs, magnitudes=mag, workers=w)
+            mask = load(self.inputs.mask)[0] > 0 if isdefined(self.inputs.mask) else None
+            out = temporal_unwrap(phase, te, vs, magnitudes=mag, mask=mask, workers=w)
         else:
             out = np.stack([make_congruent(phase[..., j], laplacian_unwrap(phase[..., j], vs, workers=w))
                             for j in range(phase.shape[-1])], -1)
