@@ -1,4 +1,4 @@
-"""Time and accuracy of the dipole inversions: closed-form L2, CG, PCG, FOCUSS-QSM.
+"""Time and accuracy of the dipole inversions: closed-form L2, CG, PCG, FOCUSS-QSM, TV, TFI.
 
     python benchmarks/bench_inversion_methods.py [--shape 256 256 128] [--noise 0.001]
 
@@ -6,7 +6,9 @@ Data: the head phantom (``qsmprep.simulation.phantom.head_phantom``) rasterised 
 ``--shape`` with voxels sized so the head fits (as in bench_inversion.py); local field =
 forward field of the brain's susceptibility + white noise (``--noise`` ppm); magnitude
 for FOCUSS = proton density x exp(-R2* x 20 ms). Every method uses the same GCV lambda
-(closed-form L2 sweep). Error: demeaned NRMSE (%) in the brain mask.
+(closed-form L2 sweep). Error: demeaned NRMSE (%) in the brain mask. TV uses its own
+automatic lambda. The total-field rows (PDF + L2, total field inversion) start from the
+forward field of the WHOLE phantom (brain, skull, air) plus the same noise.
 
 Baseline: one ``rfftn``+``irfftn`` pair on the padded grid of the closed-form solve,
 timed just before each method; the ratio column is seconds / baseline. Reproduces the
@@ -32,6 +34,9 @@ from qsmprep.algorithms.focuss import focuss_qsm  # noqa: E402
 from qsmprep.algorithms.inversion import KSpaceProblem, closed_form_l2  # noqa: E402
 from qsmprep.algorithms.lambda_selection import select_lambda, sweep_l2  # noqa: E402
 from qsmprep.algorithms.metrics import demeaned_nrmse  # noqa: E402
+from qsmprep.algorithms.pdf import pdf  # noqa: E402
+from qsmprep.algorithms.tfi import tfi  # noqa: E402
+from qsmprep.algorithms.tv import tv_admm  # noqa: E402
 from qsmprep.simulation.phantom import head_phantom  # noqa: E402
 
 HEAD_EXTENT_MM = (164.0, 200.0, 170.0)
@@ -49,6 +54,7 @@ def main(argv=None):
     ap.add_argument("--shape", type=int, nargs=3, default=(256, 256, 128))
     ap.add_argument("--noise", type=float, default=0.001)
     ap.add_argument("--cg-iter", type=int, default=80)
+    ap.add_argument("--skip-total", action="store_true", help="skip the PDF and TFI rows")
     args = ap.parse_args(argv)
     shape = tuple(args.shape)
     vs = tuple(max(e / n for e, n in zip(HEAD_EXTENT_MM, shape)) for _ in range(3))
@@ -58,6 +64,8 @@ def main(argv=None):
     rng = np.random.default_rng(1)
     field = forward_field(ph.chi_brain, vs, b0) + np.float32(args.noise) * rng.standard_normal(
         shape).astype(np.float32)
+    noise = np.float32(args.noise) * rng.standard_normal(shape).astype(np.float32)
+    total = forward_field(ph.chi, vs, b0) + noise
     mag = ph.proton_density * np.exp(-ph.r2star * 0.02)
     workers = default_workers()
     prob = KSpaceProblem(field, vs, b0, mask=mask)
@@ -69,7 +77,11 @@ def main(argv=None):
         (f"CG ({args.cg_iter} it, plain)", lambda: _cg(field, vs, b0, lam, mask, args.cg_iter, False)),
         ("PCG (tol 1e-3)", lambda: _cg(field, vs, b0, lam, mask, 80, True)),
         ("FOCUSS-QSM", lambda: _focuss(field, mag, mask, vs, b0, lam)),
+        ("TV (ADMM, MEDI mask)", lambda: _tv(field, mag, mask, vs, b0)),
     ]
+    if not args.skip_total:
+        methods += [("PDF + L2 (total)", lambda: _pdf_l2(total, mask, vs, b0)),
+                    ("TFI (total, 300 it)", lambda: _tfi(total, mask, vs, b0))]
     print(f"{'method':<22}{'seconds':>9}{'x FFT pair':>12}{'NRMSE %':>9}  notes")
     for name, fn in methods:
         base = _baseline(prob.shape, workers)
@@ -89,6 +101,23 @@ def _cg(field, vs, b0, lam, mask, n, pc):
 def _focuss(field, mag, mask, vs, b0, lam):
     res = focuss_qsm(field, mag, mask, vs, b0, lam=lam)
     return res.chi, f"beta {res.beta:.3g}"
+
+
+def _tv(field, mag, mask, vs, b0):
+    res = tv_admm(field, mask, vs, b0, magnitude=mag)
+    return res.chi, f"{res.iterations} it, lambda {res.lam:.3g}"
+
+
+def _pdf_l2(total, mask, vs, b0):
+    local, it = pdf(total, mask, vs, b0)
+    prob = KSpaceProblem(local, vs, b0, mask=mask)
+    lam = select_lambda(sweep_l2(prob.spectrum, prob.d, prob.e2))
+    return closed_form_l2(local, vs, b0, lam, mask=mask, problem=prob), f"PDF {it} it"
+
+
+def _tfi(total, mask, vs, b0):
+    res = tfi(total, mask, vs, b0)
+    return res.chi, f"{res.iterations} it, lambda {res.lam:.3g}"
 
 
 if __name__ == "__main__":
