@@ -153,8 +153,13 @@ def quality_mask(mask, field_ppm, b0_tesla, delta_te, max_jump: float = 0.3) -> 
     spatial unwrapping worked on, s). Voxels with a jump larger than ``max_jump``
     wrap steps to a neighbour inside ``mask`` are removed, then the largest
     connected component is kept, which also drops the islands the jumps enclose.
-    On the demo phantom (3 T, 4 ms spacing) 0.3 removed every wrong voxel
-    (0.5 left 215) at the cost of 0.5% of the mask.
+    With the spanning-tree unwrapping of the echo difference
+    (:func:`qsmprep.algorithms.unwrap.temporal_unwrap`) there are no islands left on the
+    2 mm head phantom (3 T, 8 ms spacing, ``tests/algorithms/test_unwrap_islands.py``);
+    what this check removes are the dephased voxels next to the cavities, whose phase does
+    not encode the voxel-mean field. Brain voxels kept with an error > 0.05 ppm / voxels
+    removed from the brain at ``max_jump`` 0.2, 0.3, 0.5: 0 / 1,447, 25 / 753, 240 / 396
+    (of 234,198); 0.3 keeps 99.99% of the kept brain voxels within 0.05 ppm.
     """
     mask = np.asarray(mask, bool)
     f = np.asarray(field_ppm, np.float32)
