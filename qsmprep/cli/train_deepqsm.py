@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base-channels", type=int)
     p.add_argument("--depth", type=int, help="pooling levels (input padded to 2**depth)")
     p.add_argument("--dropout", type=float)
+    p.add_argument("--grad-clip", type=float, help="max gradient norm (0: off)")
     p.add_argument("--seed", type=int)
     p.add_argument("--val-size", type=int)
     p.add_argument("--val-every", type=int)

@@ -10,7 +10,10 @@ and on SIGINT/SIGTERM, so an interrupted run resumes exactly where it stopped.
 
 Files in ``output_dir``: ``checkpoint-last.pt`` (resume state), ``history.jsonl`` (one
 JSON line per validation), ``deepqsm.pt`` (exported weights of the final step, what
-:func:`qsmprep.algorithms.deepqsm.load_model` reads) and ``config.toml``.
+:func:`qsmprep.algorithms.deepqsm.load_model` reads), ``deepqsm-best.pt`` (weights at
+the lowest validation MSE so far) and ``config.toml``. Gradients are clipped to a global
+norm of ``grad_clip``: without it a first CPU run at lr 1e-3 improved on TKD for 250
+steps, then collapsed to a constant correction (dead ReLUs) by step 350.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ class TrainConfig:
     chi_range: float = 0.25
     max_noise: float = 0.003
     max_minutes: float = 0.0        # wall-time budget; 0 = none (see progress_fraction)
+    grad_clip: float = 1.0          # max global gradient norm (0 = off); guards divergence
 
     def replace(self, **kw) -> "TrainConfig":
         return dataclasses.replace(self, **{k: v for k, v in kw.items() if v is not None})
@@ -248,6 +252,8 @@ def train(cfg: TrainConfig, resume: bool = True, stream=sys.stderr) -> dict:
             loss = torch.nn.functional.mse_loss(pred, chi * cfg.scale)
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
             step += 1
             wall = wall0 + time.monotonic() - t_last
@@ -263,6 +269,8 @@ def train(cfg: TrainConfig, resume: bool = True, stream=sys.stderr) -> dict:
                 with open(out / "history.jsonl", "a") as fh:
                     fh.write(json.dumps(history[-1]) + "\n")
                 extra = f" | val mse {vmse:.3e} nrmse {vnrmse:.1f}%"
+                if vmse <= min(h["val_mse"] for h in history):  # best so far: keep it
+                    export_weights(checkpoint(), out / "deepqsm-best.pt")
                 if bar.tty:
                     extra += "\n"
             rate = (step - s_last) / max(1e-9, time.monotonic() - t_last)
