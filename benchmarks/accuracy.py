@@ -66,8 +66,9 @@ def main(argv=None):
     rows = variants()
     if a.only:
         rows = [r for r in rows if r[0] in a.only]
-    print("| dataset | pipeline | dNRMSE % | detrended % | HFEN % | XSIM | r | slope | time s (x default) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| dataset | pipeline | dNRMSE % | detrended % | HFEN % | XSIM | r | slope | coverage | "
+          "time s (x default) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for name, spec in scorecard_datasets(a.small):
             if a.datasets and name not in a.datasets:
@@ -80,14 +81,14 @@ def main(argv=None):
                                        a.nprocs)
                 base_time = base_time or took
                 if scores is None:
-                    print(f"| {name} | {label} | failed | | | | | | {took:.1f} |", flush=True)
+                    print(f"| {name} | {label} | failed | | | | | | | {took:.1f} |", flush=True)
                     continue
                 reg = scores.get("label_regression") or {}
                 slope = reg.get("slope")
                 print(f"| {name} | {label} | {scores['demeaned_nrmse_percent']:.1f} | "
                       f"{scores['detrended_nrmse_percent']:.1f} | {scores['hfen_percent']:.1f} | "
                       f"{scores['xsim']:.3f} | {scores['correlation']:.3f} | "
-                      f"{'' if slope is None else f'{slope:.2f}'} | "
+                      f"{'' if slope is None else f'{slope:.2f}'} | {scores['mask_coverage']:.2f} | "
                       f"{took:.1f} ({took / base_time:.2f}) |", flush=True)
 
 

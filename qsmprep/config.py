@@ -30,7 +30,7 @@ class PipelineSettings:
     description: str = ""
     coil_method: str = "auto"
     coil_poly_order: int = 2
-    mask_method: str = "magnitude"
+    mask_method: str = "phase_quality"
     mask_open_mm: float = 4.0
     mask_erode_mm: float = 0.0
     mask_quality_threshold: float = 0.9
@@ -40,12 +40,12 @@ class PipelineSettings:
     echo_fit: str = "linear"
     consistency_mask: bool = True
     r2star_method: str = "arlo"
-    background_method: str = "pdf"
+    background_method: str = "vsharp"
     vsharp_radii_mm: tuple = ()
     vsharp_threshold: float = 0.05
     sharp_radius_mm: float = 6.0
     pdf_max_iter: int = 50
-    inversion_method: str = "l2"
+    inversion_method: str = "tv"
     l2_lambda: float | None = None
     lambda_rule: str = "gcv"
     tkd_threshold: float = 0.19

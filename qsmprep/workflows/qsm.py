@@ -91,7 +91,7 @@ def init_qsm_wf(*, shape, voxel_size, echo_times, pipeline: PipelineSettings, n_
     unwrap = _unwrap_node(p, echo_gb + vol_gb, omp_nthreads)
     wf.connect([(stack, unwrap, [("phase", "phase"), ("magnitude", "magnitude")]),
                 (inputnode, unwrap, [("echo_times", "echo_times")])])
-    if p.unwrap_method in ("romeo", "prelude"):
+    if p.unwrap_method in ("romeo", "prelude", "temporal"):
         wf.connect(mask, "mask", unwrap, "mask")
 
     fit = pe.Node(FitField(unwrap_method=p.unwrap_method, fit=p.echo_fit,
@@ -170,8 +170,9 @@ def _local_field_inversion(wf, p, stack, fit, outputnode, vol_gb, omp_nthreads, 
                                    tkd_threshold=p.tkd_threshold, max_iter=p.cg_max_iter,
                                    n_threads=omp_nthreads),
                       name="inversion", mem_gb=vol_gb * 4, n_procs=omp_nthreads)
-        if p.l2_lambda is not None:
-            inv.inputs.lam = float(p.l2_lambda)
+        if p.l2_lambda is not None:  # TV's lambda weighs an L1 norm: its own input
+            setattr(inv.inputs, "tv_lam" if p.inversion_method == "tv" else "lam",
+                    float(p.l2_lambda))
         if p.inversion_method in ("focuss", "tv"):
             wf.connect(stack, "magnitude", inv, "magnitude")
         if p.inversion_method == "cg":
