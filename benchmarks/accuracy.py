@@ -26,7 +26,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from qsmprep.config import Config, available_variants, list_presets, load_pipeline
+from qsmprep.config import (Config, available_variants, list_presets, load_pipeline,
+                            pipeline_available)
 from qsmprep.evaluation import evaluate_chimap
 from qsmprep.simulation.dataset import write_simulated_dataset
 from qsmprep.simulation.scorecard import scorecard_datasets
@@ -37,7 +38,8 @@ def variants():
     rows = [("default", base)]
     for label, changes in available_variants(base):
         rows.append((label, replace(base, **changes)))
-    rows += [(f"preset:{p}", load_pipeline(p)) for p in list_presets() if p != "default"]
+    rows += [(f"preset:{p}", load_pipeline(p)) for p in list_presets()
+             if p != "default" and pipeline_available(load_pipeline(p))]
     return rows
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from .errors import UserInputError
 
 __all__ = ["PipelineSettings", "Config", "PRESET_DIR", "list_presets", "load_pipeline",
-           "resolve_fsl_methods", "method_available", "available_variants"]
+           "resolve_fsl_methods", "method_available", "pipeline_available", "available_variants"]
 
 # presets live in the top-level workflows/ folder; the wheel carries them as package data
 _REPO_PRESETS = Path(__file__).resolve().parent.parent / "workflows"
@@ -245,6 +245,13 @@ def method_available(key: str, method: str) -> bool:
 
         return importlib.util.find_spec("torch") is not None
     return True
+
+
+def pipeline_available(settings: PipelineSettings) -> bool:
+    """Whether every method of ``settings`` can run here (FSL ones fall back, see
+    :func:`resolve_fsl_methods`)."""
+    return all(method_available(k, getattr(settings, k)) for k in CHOICES
+               if k not in FSL_METHODS)
 
 
 # stages whose method changes the susceptibility map (coils only matter for uncombined data)

@@ -38,6 +38,38 @@ class CGResult:
     residuals: tuple           # relative residual norm ||r_k|| / ||b|| after each iteration
 
 
+def pcg(normal, b, precond=None, *, max_iter=80, tol=1e-3, x0=None):
+    """Preconditioned conjugate gradients for ``normal(x) = b`` (``normal`` symmetric
+    positive semi-definite, float32 arrays). Stops after ``max_iter`` iterations or when
+    ``||r|| / ||b|| < tol``. Returns ``(x, iterations, relative residuals)``."""
+    precond = precond or (lambda r: r)
+    x = np.zeros_like(b) if x0 is None else np.array(x0, np.float32)
+    r = b - normal(x) if x0 is not None else b.copy()
+    bnorm = float(np.linalg.norm(b)) or 1.0
+    z = precond(r)
+    p = z.copy()
+    rz = float(np.vdot(r, z))
+    history = []
+    it = 0
+    for it in range(1, max_iter + 1):
+        ap = normal(p)
+        pap = float(np.vdot(p, ap))
+        if pap <= 0:
+            break
+        alpha = np.float32(rz / pap)
+        x += alpha * p
+        r -= alpha * ap
+        history.append(float(np.linalg.norm(r)) / bnorm)
+        if history[-1] < tol:
+            break
+        z = precond(r)
+        rz_new = float(np.vdot(r, z))
+        p *= np.float32(rz_new / rz)
+        p += z
+        rz = rz_new
+    return x, it, history
+
+
 def data_weights(mask, noise=None) -> np.ndarray:
     """``W`` (float32): the mask, times ``median(noise)/noise`` inside it when a noise map
     (field standard deviation, any unit) is given; the ratio is capped at 1000."""
@@ -94,31 +126,8 @@ def cg_l2(field, voxel_size, b0_dir, lam, mask=None, weights=None, noise=None,
         def precond(r):
             return r
 
-    x = np.zeros(grid.shape, np.float32) if x0 is None else grid.crop(x0)
-    r = b - normal(x) if x0 is not None else b.copy()
-    bnorm = float(np.linalg.norm(b)) or 1.0
-    z = precond(r)
-    p = z.copy()
-    rz = float(np.vdot(r, z))
-    history = []
-    it = 0
-    for it in range(1, max_iter + 1):
-        ap = normal(p)
-        pap = float(np.vdot(p, ap))
-        if pap <= 0:
-            break
-        alpha = np.float32(rz / pap)
-        x += alpha * p
-        r -= alpha * ap
-        rel = float(np.linalg.norm(r)) / bnorm
-        history.append(rel)
-        if rel < tol:
-            break
-        z = precond(r)
-        rz_new = float(np.vdot(r, z))
-        p *= np.float32(rz_new / rz)
-        p += z
-        rz = rz_new
+    x0c = None if x0 is None else grid.crop(x0)
+    x, it, history = pcg(normal, b, precond, max_iter=max_iter, tol=tol, x0=x0c)
     chi = grid.uncrop(x)
     if mask is not None:
         chi = np.where(mask, chi, np.float32(0))

@@ -33,6 +33,7 @@ from .inversion import KSpaceProblem, closed_form_l2
 from .lambda_selection import select_lambda, sweep_l2
 from .pdf import pdf
 from .phase import GAMMA_BAR_HZ_PER_T
+from .r2star import r2star_loglinear as _loglinear_fit
 
 __all__ = ["r2star_loglinear", "r2prime_to_chi", "prior_chi_estimate", "regularised_qsm",
            "preconditioned_qsm", "RQSMResult"]
@@ -40,21 +41,8 @@ __all__ = ["r2star_loglinear", "r2prime_to_chi", "prior_chi_estimate", "regulari
 
 def r2star_loglinear(magnitudes, echo_times, mask=None) -> np.ndarray:
     """R2* (1/s) by the signal-weighted log-linear fit of ``log S_n = log S0 - R2* TE_n``
-    (weights ``S_n^2``, the inverse variance of ``log S``). ``magnitudes`` (..., n_echoes)."""
-    s = np.maximum(np.asarray(magnitudes, np.float64), 1e-12)
-    te = np.asarray(echo_times, np.float64)
-    if s.shape[-1] != te.size or te.size < 2:
-        raise ValueError("need one echo time per echo and at least two echoes")
-    w = s * s
-    y = np.log(s)
-    sw, swt, swtt = w.sum(-1), (w * te).sum(-1), (w * te * te).sum(-1)
-    swy, swty = (w * y).sum(-1), (w * te * y).sum(-1)
-    det = sw * swtt - swt * swt
-    slope = (sw * swty - swt * swy) / np.where(det > 0, det, 1.0)
-    r2s = np.where(det > 0, -slope, 0.0)
-    if mask is not None:
-        r2s = np.where(mask, r2s, 0.0)
-    return r2s.astype(np.float32)
+    (:func:`qsmprep.algorithms.r2star.r2star_loglinear`; weights ``S_n^2``)."""
+    return _loglinear_fit(magnitudes, echo_times, mask).r2star
 
 
 def r2prime_to_chi(r2prime, b0_tesla) -> np.ndarray:

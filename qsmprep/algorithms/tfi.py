@@ -46,7 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .background import vsharp
-from .cg import data_weights
+from .cg import data_weights, pcg
 from .inversion import KSpaceProblem
 from .kspace_ops import Grid
 from .lambda_selection import DEFAULT_LAMBDAS, select_lambda, sweep_l2
@@ -132,30 +132,7 @@ def tfi(total_field, mask, voxel_size, b0_dir, noise=None, lam=None,
             return v
 
     b = p * grid.conv(w2 * f, grid.d)
-    bnorm = float(np.linalg.norm(b)) or 1.0
-    y = np.zeros(grid.shape, np.float32)
-    r = b.copy()
-    z = precond(r)
-    d_ = z.copy()
-    rs = float(np.vdot(r, z))
-    history = []
-    it = 0
-    for it in range(1, max_iter + 1):
-        ad = normal(d_)
-        dad = float(np.vdot(d_, ad))
-        if dad <= 0:
-            break
-        alpha = np.float32(rs / dad)
-        y += alpha * d_
-        r -= alpha * ad
-        history.append(float(np.linalg.norm(r)) / bnorm)
-        if history[-1] < tol:
-            break
-        z = precond(r)
-        rs_new = float(np.vdot(r, z))
-        d_ *= np.float32(rs_new / rs)
-        d_ += z
-        rs = rs_new
+    y, it, history = pcg(normal, b, precond, max_iter=max_iter, tol=tol)
     chi_all = grid.uncrop(p * y)
     chi = np.where(mask, chi_all - np.float32(chi_all[mask].mean()), np.float32(0))
     background = np.where(mask, np.float32(0), chi_all)

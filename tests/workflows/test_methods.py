@@ -13,7 +13,8 @@ from dataclasses import replace
 import pytest
 
 from qsmprep.cli.run import run_participant
-from qsmprep.config import Config, available_variants, list_presets, load_pipeline
+from qsmprep.config import (Config, available_variants, list_presets, load_pipeline,
+                            pipeline_available)
 from qsmprep.evaluation import evaluate_chimap
 from qsmprep.simulation.dataset import write_simulated_dataset
 from qsmprep.simulation.scorecard import scorecard_datasets
@@ -52,7 +53,8 @@ def _variants():
     base = load_pipeline("default")
     rows = [("default", base)]
     rows += [(label, replace(base, **changes)) for label, changes in available_variants(base)]
-    rows += [(f"preset:{p}", load_pipeline(p)) for p in list_presets() if p != "default"]
+    rows += [(f"preset:{p}", load_pipeline(p)) for p in list_presets()
+             if p != "default" and pipeline_available(load_pipeline(p))]
     return rows
 
 
