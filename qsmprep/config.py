@@ -38,9 +38,10 @@ class PipelineSettings:
     unwrap_method: str = "temporal"
     romeo_template_echo: int = 2
     echo_fit: str = "linear"
+    phase_offset: str = "fit"
     consistency_mask: bool = True
     r2star_method: str = "arlo"
-    background_method: str = "vsharp"
+    background_method: str = "pdf"
     vsharp_radii_mm: tuple = ()
     vsharp_threshold: float = 0.05
     sharp_radius_mm: float = 6.0
@@ -65,6 +66,7 @@ CHOICES = {
     "mask_method": ("magnitude", "phase_quality", "bet"),
     "unwrap_method": ("temporal", "laplacian", "romeo", "prelude"),
     "echo_fit": ("linear", "nonlinear"),
+    "phase_offset": ("fit", "mcpc3ds"),
     "r2star_method": ("arlo", "loglinear"),
     "background_method": ("pdf", "vsharp", "sharp"),
     "inversion_method": ("l2", "tkd", "cg", "focuss", "tv", "tfi", "preconditioned", "deepqsm"),
@@ -90,6 +92,7 @@ _TOML_KEYS = {
     ("unwrap", "template_echo"): "romeo_template_echo",
     ("echoes", "fit"): "echo_fit",
     ("echoes", "consistency_mask"): "consistency_mask",
+    ("echoes", "phase_offset"): "phase_offset",
     ("echoes", "r2star_method"): "r2star_method",
     ("background", "method"): "background_method",
     ("background", "vsharp_radii_mm"): "vsharp_radii_mm",
@@ -226,7 +229,8 @@ def resolve_fsl_methods(settings: PipelineSettings, fsl_mode: str):
 def describe_methods(settings: PipelineSettings) -> str:
     """One line naming the method of every stage (console and log)."""
     p = settings
-    stages = [f"mask {p.mask_method}", f"unwrap {p.unwrap_method}", f"fit {p.echo_fit}",
+    stages = [f"mask {p.mask_method}", f"phase offset {p.phase_offset}",
+              f"unwrap {p.unwrap_method}", f"fit {p.echo_fit}",
               f"R2* {p.r2star_method}"]
     if p.uses_background_step:
         stages.append(f"background {p.background_method}")
@@ -255,7 +259,7 @@ def pipeline_available(settings: PipelineSettings) -> bool:
 
 
 # stages whose method changes the susceptibility map (coils only matter for uncombined data)
-_VARIANT_KEYS = ("mask_method", "unwrap_method", "echo_fit", "background_method",
+_VARIANT_KEYS = ("mask_method", "unwrap_method", "echo_fit", "phase_offset", "background_method",
                  "inversion_method")
 
 

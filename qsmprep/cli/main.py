@@ -23,7 +23,7 @@ def build_config(args):
 
     pipeline = with_overrides(load_pipeline(args.pipeline), **{
         key: getattr(args, key) for key in ("coil_method", "mask_method", "unwrap_method",
-                                            "echo_fit", "r2star_method", "background_method",
+                                            "echo_fit", "phase_offset", "r2star_method", "background_method",
                                             "inversion_method", "l2_lambda")})
     omp = args.omp_nthreads or max(1, min(args.nprocs, 8))
     return Config(

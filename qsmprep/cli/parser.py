@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
             ("--mask-method", "mask_method", "brain mask (bet runs FSL BET)"),
             ("--unwrapping", "unwrap_method", "phase unwrapping (prelude runs FSL PRELUDE)"),
             ("--echo-fit", "echo_fit", "multi-echo field fit"),
+            ("--phase-offset", "phase_offset", "phase-offset removal (fit: the echo fit's "
+             "intercept; mcpc3ds: removed before unwrapping, also for one echo)"),
             ("--r2star", "r2star_method", "R2*/T2* fit"),
             ("--background", "background_method", "background field removal"),
             ("--inversion", "inversion_method", "dipole inversion (tfi and preconditioned take "

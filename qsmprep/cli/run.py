@@ -17,6 +17,7 @@ STAGES = {
     "coil_combination": "coil combination",
     "stack_echoes": "read echoes",
     "brain_mask": "brain mask",
+    "phase_offset": "phase offset (MCPC-3D-S)",
     "unwrap": "phase unwrapping",
     "field_fit": "echo field fit",
     "r2star": "R2*/T2* maps",

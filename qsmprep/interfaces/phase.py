@@ -51,3 +51,41 @@ class StackEchoes(SimpleInterface):
         self._results["phase"] = save_like(np.stack(phases, -1), ref4, "phase.nii.gz")
         self._results["phase_scaling"] = note
         return runtime
+
+
+class _OffsetInputSpec(BaseInterfaceInputSpec):
+    phase = File(exists=True, mandatory=True, desc="4-D phase (radians), echoes last")
+    magnitude = File(exists=True, mandatory=True, desc="4-D magnitude, same grid")
+    echo_times = traits.List(traits.Float, mandatory=True, desc="echo times (s)")
+    n_threads = traits.Int(1, usedefault=True, desc="FFT threads")
+
+
+class _OffsetOutputSpec(TraitedSpec):
+    phase = File(exists=True, desc="4-D phase (radians) with the phase offset removed")
+    offset = File(exists=True, desc="the estimated phase offset (radians)")
+    parameters = traits.Dict(desc="for the sidecars")
+
+
+class RemovePhaseOffset(SimpleInterface):
+    """MCPC-3D-S phase-offset removal before unwrapping
+    (:func:`qsmprep.algorithms.phase_offset.estimate_phase_offset`): from the first two
+    echoes for multi-echo data, a smoothed phase for a single echo."""
+
+    input_spec = _OffsetInputSpec
+    output_spec = _OffsetOutputSpec
+
+    def _run_interface(self, runtime):
+        from ..algorithms.phase_offset import estimate_phase_offset, remove_phase_offset
+        from ._nifti import geometry
+
+        phase, img = load(self.inputs.phase)
+        mag = load(self.inputs.magnitude)[0]
+        vs, _ = geometry(img)
+        te = list(self.inputs.echo_times)
+        off = estimate_phase_offset(phase, te, vs, magnitude=mag, workers=self.inputs.n_threads)
+        self._results["phase"] = save_like(remove_phase_offset(phase, off), img, "phase.nii.gz")
+        self._results["offset"] = save_like(off, img, "offset.nii.gz")
+        self._results["parameters"] = {
+            "PhaseOffset": "MCPC-3D-S (Eckstein et al. 2018) from echoes 1-2" if len(te) > 1
+            else "single echo: magnitude-weighted smoothed phase (removes the smooth field too)"}
+        return runtime

@@ -1,6 +1,6 @@
 """The per-run QSM chain.
 
-[coil combination] -> stack echoes -> brain mask -> unwrap -> echo field fit (+ R2*/T2*)
+[coil combination] -> stack echoes -> brain mask -> [phase offset] -> unwrap -> echo field fit (+ R2*/T2*)
 -> background removal -> dipole inversion; total-field methods (TFI, prior-preconditioned)
 take the total field and replace the last two stages.
 """
@@ -17,7 +17,7 @@ from ..interfaces.background import RemoveBackground
 from ..interfaces.fieldmap import FitField, UnwrapPhase
 from ..interfaces.inversion import InvertDipole
 from ..interfaces.masking import NativeBrainMask
-from ..interfaces.phase import StackEchoes
+from ..interfaces.phase import RemovePhaseOffset, StackEchoes
 from ..interfaces.r2star import R2StarMap
 
 OUTPUT_FIELDS = ["magnitude", "mask", "total_field", "local_field", "chi_mask", "chi",
@@ -89,8 +89,16 @@ def init_qsm_wf(*, shape, voxel_size, echo_times, pipeline: PipelineSettings, n_
         wf.connect(stack, "phase", mask, "phase")
 
     unwrap = _unwrap_node(p, echo_gb + vol_gb, omp_nthreads)
-    wf.connect([(stack, unwrap, [("phase", "phase"), ("magnitude", "magnitude")]),
+    wf.connect([(stack, unwrap, [("magnitude", "magnitude")]),
                 (inputnode, unwrap, [("echo_times", "echo_times")])])
+    if p.phase_offset == "mcpc3ds":
+        offset = pe.Node(RemovePhaseOffset(n_threads=omp_nthreads), name="phase_offset",
+                         mem_gb=echo_gb, n_procs=omp_nthreads)
+        wf.connect([(stack, offset, [("phase", "phase"), ("magnitude", "magnitude")]),
+                    (inputnode, offset, [("echo_times", "echo_times")]),
+                    (offset, unwrap, [("phase", "phase")])])
+    else:
+        wf.connect(stack, "phase", unwrap, "phase")
     if p.unwrap_method in ("romeo", "prelude", "temporal"):
         wf.connect(mask, "mask", unwrap, "mask")
 

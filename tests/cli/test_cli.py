@@ -38,7 +38,7 @@ def test_help_and_version():
 
 def test_presets_load():
     assert {"default", "fast", "fsl", "deepqsm"} <= set(list_presets())
-    assert load_pipeline("default").background_method == "vsharp"
+    assert load_pipeline("default").background_method == "pdf"
     assert load_pipeline("default").inversion_method == "tv"
     assert load_pipeline("fast").inversion_method == "l2"
     assert (load_pipeline("fsl").mask_method, load_pipeline("fsl").unwrap_method) == ("bet",

@@ -31,7 +31,7 @@ def _no_fsl(monkeypatch, tmp_path):
 
 @pytest.mark.parametrize("flag,key", [
     ("--coil-combination", "coil_method"), ("--mask-method", "mask_method"),
-    ("--unwrapping", "unwrap_method"), ("--echo-fit", "echo_fit"), ("--r2star", "r2star_method"),
+    ("--unwrapping", "unwrap_method"), ("--echo-fit", "echo_fit"), ("--phase-offset", "phase_offset"), ("--r2star", "r2star_method"),
     ("--background", "background_method"), ("--inversion", "inversion_method")])
 def test_every_stage_flag_overrides_the_preset(tmp_path, flag, key):
     for method in CHOICES[key]:

@@ -21,31 +21,39 @@ from qsmprep.simulation.scorecard import scorecard_datasets
 
 DATASET = "3T-axial-snr150"
 
-# label -> (demeaned NRMSE ceiling %, correlation floor); measured values in comments
-# (python benchmarks/accuracy.py --small --datasets 3T-axial-snr150)
+# label -> (demeaned NRMSE ceiling %, correlation floor, coverage floor); measured by
+# `python benchmarks/accuracy.py --small --datasets 3T-axial-snr150` in the comments.
+# Coverage is the fraction of the true brain where chi is defined: V-SHARP/SHARP drop a
+# shell of their smallest radius (2 voxels = 4 mm here), so they are scored on an easier,
+# smaller region.
 THRESHOLDS = {
-    "default": (46, 0.88),                   # 41.8 %, r 0.909 (phase-quality, V-SHARP, TV)
-    "mask=magnitude": (66, 0.78),            # 60.7, 0.812: keeps the CSF rim and bad phase
-    "unwrap=romeo": (46, 0.88),              # 41.8, 0.909
+    "default": (53, 0.85, 0.9),                  # 48.6 %, r 0.878, coverage 0.94
+    "unwrap=romeo": (53, 0.85, 0.9),             # 48.6, 0.878, 0.94
+    "echo=nonlinear": (53, 0.85, 0.9),           # 48.6, 0.878, 0.94
+    "phase=mcpc3ds": (53, 0.85, 0.9),            # 48.6, 0.878, 0.94 (the fit's intercept
+                                                 # already removes the smooth offset)
+    "background=vsharp": (46, 0.88, 0.68),       # 41.8, 0.909, 0.72
+    "background=sharp": (46.5, 0.88, 0.62),      # 42.2, 0.907, 0.67
+    "inversion=l2": (63, 0.79, 0.9),             # 58.0, 0.818, 0.94
+    "inversion=tkd": (74, 0.72, 0.9),            # 67.7, 0.753, 0.94
+    "inversion=cg": (67, 0.76, 0.9),             # 61.4, 0.794, 0.94
+    "inversion=focuss": (66, 0.77, 0.9),         # 60.4, 0.798, 0.94
+    "inversion=tfi": (61, 0.80, 0.9),            # 55.7, 0.831, 0.94
+    "inversion=deepqsm": (72, 0.73, 0.9),        # 65.5, 0.769, 0.94
+    # Known failures, pinned so that they do not get worse unnoticed:
+    # the magnitude mask keeps voxels next to air whose phase is dephased noise, and PDF
+    # then fits nonsense there (with V-SHARP it measured 60.7 %); docs/accuracy.md
+    "mask=magnitude": (150, 0.2, 0.95),          # 136.3, 0.246, 1.00
     # Laplacian unwrapping is not congruent: next to the cavities whole regions come out a
-    # turn off and the consistency check cannot tell (docs/fieldmap.md). Pinned so that it
-    # does not get worse unnoticed; not recommended.
-    "unwrap=laplacian": (1150, 0.05),        # 1031.9, 0.088
-    "echo=nonlinear": (46, 0.88),            # 41.8, 0.909
-    "background=pdf": (53, 0.85),            # 48.6, 0.878
-    "background=sharp": (46.5, 0.88),        # 42.2, 0.907
-    "inversion=l2": (57, 0.82),              # 51.9, 0.855
-    "inversion=tkd": (61, 0.80),             # 55.9, 0.831
-    "inversion=cg": (60, 0.81),              # 54.4, 0.841
-    "inversion=focuss": (52, 0.85),          # 47.5, 0.881
-    "inversion=tfi": (61, 0.80),             # 55.7, 0.831
-    # the seed-002 prior (R2' -> chi inside compartments, air outside) assumes an agar
+    # turn off and no consistency check can tell (docs/fieldmap.md); not recommended
+    "unwrap=laplacian": (1100, 0.02, 0.9),       # 971.4, 0.050, 0.94
+    # the seed-002 prior (R2' -> chi in compartments, air outside) models an agar
     # phantom; on a head it adds a wrong prior (docs/inversion.md)
-    "inversion=preconditioned": (135, 0.45),  # 125.3, 0.512
-    "inversion=deepqsm": (60, 0.80),         # 54.9, 0.838
-    "preset:deepqsm": (60, 0.80),            # 54.9, 0.838
-    "preset:fast": (57, 0.82),               # 51.9, 0.855
-    "preset:fsl": (46, 0.88),                # 41.8, 0.909 (FSL absent: phase-quality + ROMEO)
+    "inversion=preconditioned": (130, 0.45, 0.9),  # 120.1, 0.515, 0.94
+    "preset:deepqsm": (60, 0.80, 0.68),          # 54.9, 0.838, 0.72 (V-SHARP + DeepQSM)
+    "preset:fast": (57, 0.82, 0.68),             # 51.9, 0.855, 0.72 (V-SHARP + L2)
+    "preset:fsl": (53, 0.85, 0.9),               # = default here (no FSL: phase-quality +
+                                                 # ROMEO fall-backs)
 }
 
 
@@ -77,8 +85,8 @@ def test_method_accuracy(scorecard_data, label, pipeline):
     assert run_participant(cfg, out=log) == 0, log.getvalue()
     s = evaluate_chimap(out / "sub-01" / "anat" / "sub-01_Chimap.nii.gz", truth["chi"],
                         truth["mask"], truth["labels"])
-    ceiling, floor = THRESHOLDS[label]
+    ceiling, floor, coverage = THRESHOLDS[label]
     print(f"{label}: {s['demeaned_nrmse_percent']:.1f}% r={s['correlation']:.3f}")
-    assert s["mask_coverage"] > 0.9
+    assert s["mask_coverage"] > coverage
     assert s["demeaned_nrmse_percent"] < ceiling
     assert s["correlation"] > floor
