@@ -24,9 +24,10 @@ class _DeepQSMInputSpec(BaseInterfaceInputSpec):
     mask = File(exists=True, mandatory=True, desc="mask of the local field")
     weights = File(exists=True, desc="deepqsm.pt from `qsmprep train-deepqsm`; shipped if unset")
     device = traits.Enum("cpu", "cuda", usedefault=True, desc="torch device")
-    resolution = traits.Enum("training", "isotropic", "native", usedefault=True,
-                             desc="grid the network runs on: the training voxel size (1 mm), "
-                                  "the finest input voxel size, or the input grid if isotropic")
+    resolution = traits.Enum("native", "training", "isotropic", usedefault=True,
+                             desc="grid the network runs on: the input grid if isotropic (else "
+                                  "1 mm), the training voxel size (1 mm), or the finest input "
+                                  "voxel size")
     max_tile_voxels = traits.Int(4_000_000, usedefault=True,
                                  desc="largest tile (voxels, with overlap); bounds memory")
     overlap = traits.Int(24, usedefault=True, desc="tile overlap per side (voxels)")
