@@ -10,7 +10,8 @@ through the real nipype workflow; its Chimap is scored against the truth with
 
     python benchmarks/accuracy.py                 # full table (about 30 min on 2 cores)
     python benchmarks/accuracy.py --small         # the small grid the tests pin
-    python benchmarks/accuracy.py --only inversion=tkd,background=vsharp
+    python benchmarks/accuracy.py --only default inversion=tkd
+    python benchmarks/accuracy.py --from-table full.md   # re-print the summary of a saved table
 
 Times are wall seconds of the whole run and, in brackets, ratios to the default pipeline's
 run on the same dataset measured in the same invocation.
@@ -58,13 +59,45 @@ def run_one(bids, truth, pipeline, root, nprocs=2):
     return evaluate_chimap(chi, truth["chi"], truth["mask"], truth["labels"]), took
 
 
+def summarise(rows):
+    """Mean over datasets per pipeline: ``rows`` are (dataset, label, nrmse, r, coverage,
+    time ratio); prints a markdown table sorted by mean NRMSE."""
+    by = {}
+    for _, label, nrmse, r, cov, ratio in rows:
+        by.setdefault(label, []).append((nrmse, r, cov, ratio))
+    print("\n| pipeline | datasets | mean dNRMSE % | worst dNRMSE % | mean r | mean coverage | "
+          "mean time (x default) |")
+    print("|---|---|---|---|---|---|---|")
+    for label, v in sorted(by.items(), key=lambda kv: sum(x[0] for x in kv[1]) / len(kv[1])):
+        n = len(v)
+        print(f"| {label} | {n} | {sum(x[0] for x in v) / n:.1f} | {max(x[0] for x in v):.1f} | "
+              f"{sum(x[1] for x in v) / n:.3f} | {sum(x[2] for x in v) / n:.2f} | "
+              f"{sum(x[3] for x in v) / n:.2f} |")
+
+
+def _rows_from_table(path):
+    rows = []
+    for line in Path(path).read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 10 and cells[2] not in ("dNRMSE %", "---", "failed"):
+            ratio = float(cells[9].split("(")[1].rstrip(")"))
+            rows.append((cells[0], cells[1], float(cells[2]), float(cells[6]), float(cells[8]),
+                         ratio))
+    return rows
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--small", action="store_true", help="the small grid the tests use")
     ap.add_argument("--datasets", nargs="*", help="only these dataset names")
     ap.add_argument("--only", nargs="*", help="only these variant labels")
     ap.add_argument("--nprocs", type=int, default=2)
+    ap.add_argument("--from-table", type=Path, help="only summarise a table this script printed")
     a = ap.parse_args(argv)
+    if a.from_table:
+        summarise(_rows_from_table(a.from_table))
+        return 0
+    summary = []
     rows = variants()
     if a.only:
         rows = [r for r in rows if r[0] in a.only]
@@ -92,6 +125,9 @@ def main(argv=None):
                       f"{scores['xsim']:.3f} | {scores['correlation']:.3f} | "
                       f"{'' if slope is None else f'{slope:.2f}'} | {scores['mask_coverage']:.2f} | "
                       f"{took:.1f} ({took / base_time:.2f}) |", flush=True)
+                summary.append((name, label, scores["demeaned_nrmse_percent"],
+                                scores["correlation"], scores["mask_coverage"], took / base_time))
+    summarise(summary)
 
 
 if __name__ == "__main__":
