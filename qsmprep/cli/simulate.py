@@ -9,15 +9,9 @@ import time
 from pathlib import Path
 
 from ..errors import UserInputError
+from .parser import _positive_float
 
 __all__ = ["build_simulate_parser", "main"]
-
-
-def _positive(value):
-    v = float(value)
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return v
 
 
 def build_simulate_parser() -> argparse.ArgumentParser:
@@ -28,12 +22,12 @@ def build_simulate_parser() -> argparse.ArgumentParser:
         "skull, scalp, air cavities) with ground truth under derivatives/qsmprep-truth.")
     p.add_argument("output_bids", type=Path, help="folder to create (must be empty or absent)")
     p.add_argument("--subject", default="01", help="subject label (default 01)")
-    p.add_argument("--field-strength", type=_positive, default=3.0, help="B0 in tesla (3)")
-    p.add_argument("--echo-times", type=_positive, nargs="+",
+    p.add_argument("--field-strength", type=_positive_float, default=3.0, help="B0 in tesla (3)")
+    p.add_argument("--echo-times", type=_positive_float, nargs="+",
                    default=[0.004, 0.012, 0.020, 0.028], help="echo times in s")
-    p.add_argument("--tr", type=_positive, default=0.035, help="repetition time in s")
-    p.add_argument("--flip-angle", type=_positive, default=15.0, help="degrees")
-    p.add_argument("--voxel-size", type=_positive, nargs="+", default=[1.0],
+    p.add_argument("--tr", type=_positive_float, default=0.035, help="repetition time in s")
+    p.add_argument("--flip-angle", type=_positive_float, default=15.0, help="degrees")
+    p.add_argument("--voxel-size", type=_positive_float, nargs="+", default=[1.0],
                    help="mm, one value (isotropic) or three")
     p.add_argument("--matrix", type=int, nargs=3, default=[180, 216, 180])
     p.add_argument("--b0-tilt", type=float, default=0.0,
@@ -44,7 +38,7 @@ def build_simulate_parser() -> argparse.ArgumentParser:
     p.add_argument("--snr", type=float, default=100.0,
                    help="mean brain magnitude at TE=0 over the noise SD (0: noiseless)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--scale", type=_positive, default=1.0, help="scale the anatomy")
+    p.add_argument("--scale", type=_positive_float, default=1.0, help="scale the anatomy")
     p.add_argument("--supersample", type=int, default=2,
                    help="fine-grid factor per axis for the forward model (default 2)")
     p.add_argument("--coils", type=int, default=0,
