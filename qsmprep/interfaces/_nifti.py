@@ -19,6 +19,23 @@ def load(path, dtype=np.float32):
     return data, img
 
 
+def load_matching(path, ref_img, what):
+    """Load ``path`` (4-D: the mean over the last axis) and check it lies on the voxel grid
+    of ``ref_img`` (the field it goes with); a mismatch is a
+    :class:`~qsmprep.errors.UserInputError` naming both files."""
+    from ..errors import UserInputError
+
+    data = load(path)[0]
+    if data.ndim == 4:
+        data = data.mean(axis=-1)
+    if data.shape != tuple(ref_img.shape[:3]):
+        raise UserInputError(
+            f"The {what} image {path} has shape {data.shape}, but the field "
+            f"{ref_img.get_filename()} has shape {tuple(ref_img.shape[:3])}. Give a {what} "
+            f"image on the same voxel grid as the field (resample or pick the matching run).")
+    return data
+
+
 def geometry(img):
     """``(voxel_size_mm, b0_direction_in_voxel_coords)`` from a NIfTI image."""
     return voxel_size_from_affine(img.affine), b0_direction_from_affine(img.affine)

@@ -13,7 +13,7 @@ from ..algorithms.lambda_selection import DEFAULT_LAMBDAS, select_lambda, sweep_
 from ..algorithms.reference import reference_to_mask_mean
 from ..algorithms.tv import tv_admm
 from ..errors import UserInputError
-from ._nifti import geometry, load, save_like
+from ._nifti import geometry, load, load_matching, save_like
 
 
 class _InvInputSpec(BaseInterfaceInputSpec):
@@ -88,23 +88,12 @@ class InvertDipole(SimpleInterface):
         sweep = sweep_l2(prob.spectrum, prob.d, prob.e2, DEFAULT_LAMBDAS)
         return select_lambda(sweep, self.inputs.lambda_rule), self.inputs.lambda_rule
 
-    def _load_matching(self, path, img, what):
-        data, other = load(path)
-        if data.ndim == 4:
-            data = data.mean(axis=-1)
-        if data.shape != tuple(img.shape[:3]):
-            raise UserInputError(
-                f"The {what} image {path} has shape {data.shape}, but the local field "
-                f"{self.inputs.local_field} has shape {tuple(img.shape[:3])}. Give a {what} "
-                f"image on the same voxel grid as the field (resample or pick the matching run).")
-        return data
-
     def _iterative(self, field, img, mask, vs, b0, w):
         convention = ("weight of sum_i ||G_i chi||^2, G_i forward difference / voxel size "
                       "(1/mm)")
         lam, rule = self._auto_lambda(field, mask, vs, b0, w)
         if self.inputs.method == "cg":
-            noise = (self._load_matching(self.inputs.noise, img, "noise")
+            noise = (load_matching(self.inputs.noise, img, "noise")
                      if isdefined(self.inputs.noise) else None)
             res = cg_l2(field, vs, b0, lam, mask=mask, noise=noise,
                         max_iter=self.inputs.max_iter, workers=w)
@@ -117,7 +106,7 @@ class InvertDipole(SimpleInterface):
                 "FOCUSS-QSM needs a magnitude image (its edges are the prior), but none was "
                 f"given for the local field {self.inputs.local_field}. Provide the magnitude "
                 "(connect 'magnitude') or choose another inversion method (l2, cg, tkd).")
-        mag = self._load_matching(self.inputs.magnitude, img, "magnitude")
+        mag = load_matching(self.inputs.magnitude, img, "magnitude")
         res = focuss_qsm(field, mag, mask, vs, b0, lam=lam, workers=w)
         return res.chi, {"Method": "FOCUSS-QSM with magnitude prior",
                          "LambdaConvention": "final fit: weight of sum_i ||G_i chi - g_i||^2 "
@@ -132,8 +121,8 @@ class InvertDipole(SimpleInterface):
                 f"penalised), but none was given for the local field {self.inputs.local_field}. "
                 "Provide the magnitude (connect 'magnitude') or choose another inversion "
                 "method (l2, cg, tkd).")
-        mag = self._load_matching(self.inputs.magnitude, img, "magnitude")
-        noise = (self._load_matching(self.inputs.noise, img, "noise")
+        mag = load_matching(self.inputs.magnitude, img, "magnitude")
+        noise = (load_matching(self.inputs.noise, img, "noise")
                  if isdefined(self.inputs.noise) else None)
         lam = float(self.inputs.tv_lam) if isdefined(self.inputs.tv_lam) else None
         res = tv_admm(field, mask, vs, b0, magnitude=mag, lam=lam, noise=noise, workers=w)

@@ -9,7 +9,7 @@ from nipype.interfaces.base import (BaseInterfaceInputSpec, File, SimpleInterfac
 
 from ..algorithms.tfi import TFI_LAMBDA_FACTOR, tfi
 from ..errors import UserInputError
-from ._nifti import geometry, load, save_like
+from ._nifti import geometry, load, load_matching, save_like
 
 
 class _TFIInputSpec(BaseInterfaceInputSpec):
@@ -38,17 +38,6 @@ class TotalFieldInversion(SimpleInterface):
     input_spec = _TFIInputSpec
     output_spec = _TFIOutputSpec
 
-    def _load_matching(self, path, img, what):
-        data = load(path)[0]
-        if data.ndim == 4:
-            data = data.mean(axis=-1)
-        if data.shape != tuple(img.shape[:3]):
-            raise UserInputError(
-                f"The {what} image {path} has shape {data.shape}, but the total field "
-                f"{self.inputs.total_field} has shape {tuple(img.shape[:3])}. Give a {what} "
-                f"image on the same voxel grid as the field (resample or pick the matching run).")
-        return data
-
     def _run_interface(self, runtime):
         field, img = load(self.inputs.total_field)
         if field.ndim != 3:
@@ -56,15 +45,15 @@ class TotalFieldInversion(SimpleInterface):
                 f"The total field {self.inputs.total_field} has {field.ndim} dimensions; total "
                 "field inversion needs one 3-D field map (ppm). Fit the echoes into one field "
                 "map first (the FitField node) and pass that.")
-        mask = self._load_matching(self.inputs.mask, img, "mask") > 0
+        mask = load_matching(self.inputs.mask, img, "mask") > 0
         if not mask.any():
             raise UserInputError(
                 f"The mask {self.inputs.mask} is empty, so there is no region where the field "
                 f"{self.inputs.total_field} can be inverted. Check the brain-masking step.")
-        noise = (self._load_matching(self.inputs.noise, img, "noise")
+        noise = (load_matching(self.inputs.noise, img, "noise")
                  if isdefined(self.inputs.noise) else None)
         if isdefined(self.inputs.magnitude):
-            self._load_matching(self.inputs.magnitude, img, "magnitude")
+            load_matching(self.inputs.magnitude, img, "magnitude")
         vs, b0 = geometry(img)
         lam = float(self.inputs.lam) if isdefined(self.inputs.lam) else None
         res = tfi(field, mask, vs, b0, noise=noise, lam=lam, p_out=self.inputs.p_out,
