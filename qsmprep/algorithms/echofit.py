@@ -16,9 +16,33 @@ from scipy.stats import chi2
 
 from .masking import largest_component
 from .phase import GAMMA_BAR_HZ_PER_T, rad_per_s_to_ppm
-from .unwrap import _line_fit
 
-__all__ = ["FieldFit", "fit_field", "fit_field_nonlinear", "quality_mask"]
+__all__ = ["FieldFit", "fit_field", "fit_field_nonlinear", "line_fit", "quality_mask"]
+
+
+def line_fit(y, x, weights=None, rel_tol=0.0, dtype=np.float32):
+    """Per-voxel weighted least-squares line ``y = intercept + slope * x`` along the last
+    axis (phase against echo time here; log magnitude in :mod:`.r2star`).
+
+    Returns ``(slope, intercept, sw, det)`` as ``dtype``: besides the line, the sum of
+    weights and the normal equations' determinant ``sw * swxx - swx^2`` (unguarded),
+    which give the slope's variance ``sigma^2 sw / det`` (see :func:`fit_field`).
+    Where ``|det| <= rel_tol * sw * swxx`` (0: only an exactly singular system, e.g. no
+    weight) the slope is 0 and the intercept the weighted mean.
+    """
+    y = np.asarray(y, dtype=dtype)
+    x = np.asarray(x, dtype=dtype)
+    w = np.ones_like(y) if weights is None else np.asarray(weights, dtype=dtype)
+    sw = w.sum(-1)
+    swx = (w * x).sum(-1)
+    swxx = (w * x * x).sum(-1)
+    swy = (w * y).sum(-1)
+    swxy = (w * x * y).sum(-1)
+    det = sw * swxx - swx * swx
+    ok = np.abs(det) > rel_tol * np.abs(sw * swxx)
+    slope = np.where(ok, (sw * swxy - swx * swy) / np.where(ok, det, 1), 0)
+    icpt = (swy - slope * swx) / np.where(sw > 0, sw, 1)
+    return slope.astype(dtype), icpt.astype(dtype), sw, det
 
 
 @dataclass(frozen=True)
@@ -53,7 +77,7 @@ def fit_field(unwrapped, magnitudes, echo_times, b0_tesla, mask=None) -> FieldFi
         var = 1.0 / np.maximum(w[..., 0] * np.float32(te[0] ** 2), 1e-12)
         sigma2 = _background_sigma2(m[..., 0], mask)
     else:
-        omega, offset, sw, det = _line_fit(p, te, w)
+        omega, offset, sw, det = line_fit(p, te, w)
         tef = te.astype(np.float32)
         var = sw / np.maximum(det, 1e-20)
         if n > 2 and mask.any():

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .echofit import line_fit
+
 __all__ = ["R2StarFit", "r2star_loglinear", "r2star_arlo", "r2star_map", "R2STAR_METHODS"]
 
 R2STAR_METHODS = ("arlo", "loglinear")
@@ -71,16 +73,7 @@ def r2star_loglinear(magnitudes, echo_times, mask=None, r2star_max: float = 1000
     pos = s > 0
     logs = np.log(np.where(pos, s, 1.0))
     w = np.where(pos, s * s, 0.0)
-    sw = w.sum(-1)
-    swt = (w * te).sum(-1)
-    swtt = (w * te * te).sum(-1)
-    swy = (w * logs).sum(-1)
-    swty = (w * te * logs).sum(-1)
-    det = sw * swtt - swt * swt
-    ok = det > 1e-12 * np.maximum(sw * swtt, 1e-300)
-    safe = np.where(ok, det, 1.0)
-    slope = np.where(ok, (sw * swty - swt * swy) / safe, 0.0)
-    icpt = (swy - slope * swt) / np.where(sw > 0, sw, 1.0)
+    slope, icpt, _, _ = line_fit(logs, te, w, rel_tol=1e-12, dtype=np.float64)
     return _finish(-slope, np.exp(icpt), mask, r2star_max, t2star_max)
 
 

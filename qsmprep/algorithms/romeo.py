@@ -44,7 +44,7 @@ from scipy.sparse.csgraph import breadth_first_order, connected_components, mini
 
 from .fft import mask_bounding_box
 from .phase import wrap
-from .unwrap import _line_fit
+from .echofit import line_fit
 
 __all__ = ["edge_quality", "mst_unwrap", "romeo_unwrap"]
 
@@ -370,7 +370,7 @@ def _congruent(wrapped, pred):
 
 def _refit(unwrapped, wrapped, te, mag):
     w = None if mag is None else mag * mag
-    slope, icpt, _, _ = _line_fit(unwrapped, te, w)
+    slope, icpt, _, _ = line_fit(unwrapped, te, w)
     pred = icpt[..., None] + slope[..., None] * te.astype(np.float32)
     return _congruent(wrapped, pred)
 

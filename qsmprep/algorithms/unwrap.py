@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.fft
 
+from .echofit import line_fit
 from .fft import crop_to, default_workers, fast_shape, pad_to
 from .laplacian import laplacian_kernel
 from .phase import wrap
@@ -82,7 +83,7 @@ def unwrap_echo_difference(diff, voxel_size, magnitude=None, mask=None, method: 
     former behaviour; see the module doc for why it makes islands). The result is
     congruent with ``diff``.
     """
-    from .romeo import _component_medians, edge_quality, mst_unwrap  # romeo imports _line_fit
+    from .romeo import _component_medians, edge_quality, mst_unwrap  # romeo imports unwrap
 
     d = np.asarray(diff, np.float32)
     lap = make_congruent(d, laplacian_unwrap(d, voxel_size, workers=workers))
@@ -144,30 +145,8 @@ def temporal_unwrap(phases, echo_times, voxel_size, magnitudes=None, mask=None, 
     # refine the frequency with all echoes, then re-unwrap against the refined prediction
     if n > 2:
         w = None if magnitudes is None else np.asarray(magnitudes, np.float32) ** 2
-        w1, p01, _, _ = _line_fit(out, te, w)
+        w1, p01, _, _ = line_fit(out, te, w)
         for j in range(n):
             pred = p01 + w1 * np.float32(te[j])
             out[..., j] = pred + wrap(p[..., j] - pred)
     return out
-
-
-def _line_fit(phases, te, weights=None):
-    """Per-voxel weighted least-squares line ``phase = p0 + w * te``.
-
-    Returns ``(slope, intercept, sw, det)``: the sum of weights and the normal
-    equations' determinant ``sw * swtt - swt^2`` (unguarded), which give the slope's
-    variance ``sigma^2 sw / det`` (see :func:`qsmprep.algorithms.echofit.fit_field`).
-    """
-    te = np.asarray(te, dtype=np.float32)
-    if weights is None:
-        weights = np.ones_like(phases)
-    sw = weights.sum(-1)
-    swt = (weights * te).sum(-1)
-    swtt = (weights * te * te).sum(-1)
-    swp = (weights * phases).sum(-1)
-    swtp = (weights * te * phases).sum(-1)
-    det = sw * swtt - swt * swt
-    safe_det = np.where(np.abs(det) > 0, det, np.float32(1))
-    slope = (sw * swtp - swt * swp) / safe_det
-    icpt = (swp - slope * swt) / np.where(sw > 0, sw, 1)
-    return slope.astype(np.float32), icpt.astype(np.float32), sw, det
