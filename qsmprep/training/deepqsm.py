@@ -30,7 +30,7 @@ from pathlib import Path
 
 from ..algorithms.deepqsm._torch import require_torch
 
-__all__ = ["TrainConfig", "train", "export_weights"]
+__all__ = ["TrainConfig", "train", "export_weights", "shape_spec"]
 
 
 @dataclass(frozen=True)
@@ -56,8 +56,16 @@ class TrainConfig:
     checkpoint_every: int = 25
     device: str = "auto"            # auto | cpu | cuda
     threads: int = 0                # torch CPU threads (0 = torch's default)
-    chi_range: float = 0.25
-    max_noise: float = 0.003
+    chi_range: float = 0.25         # shape contrast (ppm); see ShapeSpec
+    min_chi: float = 0.0            # > 0: per-patch contrast log-uniform in [min_chi, chi_range]
+    max_noise: float = 0.003        # field noise sigma (ppm) at contrast chi_range
+    strong_prob: float = 0.15       # share of shapes that are strong sources
+    strong_factor_min: float = 4.0  # strong source = contrast x uniform(min, max)
+    strong_factor_max: float = 4.0
+    strong_max_radius: float = 0.0  # > 0: strong sources are small spheres / thin cylinders
+    tissue_prob: float = 0.0        # share of patches on a dense tissue-like texture
+    bias: bool = True               # False: bias-free, scale-equivariant network
+    loss: str = "mse"               # mse (ppm^2) | demeaned (relative, per patch; see _loss)
     max_minutes: float = 0.0        # wall-time budget; 0 = none (see progress_fraction)
     grad_clip: float = 1.0          # max global gradient norm (0 = off); guards divergence
 
@@ -70,6 +78,36 @@ class TrainConfig:
             v = getattr(self, f.name)
             lines.append(f"{f.name} = " + (json.dumps(v) if isinstance(v, str) else repr(v)))
         return "\n".join(lines) + "\n"
+
+
+def shape_spec(cfg):
+    """The :class:`ShapeSpec` of a training config (a :class:`TrainConfig` or its dict, as
+    stored in checkpoints and exported weights; keys missing in older files default)."""
+    from ..algorithms.deepqsm.shapes import ShapeSpec
+
+    c = dataclasses.asdict(TrainConfig()) | (cfg if isinstance(cfg, dict)
+                                             else dataclasses.asdict(cfg))
+    return ShapeSpec(patch=c["patch_size"], chi_range=c["chi_range"], min_chi=c["min_chi"],
+                     max_noise=c["max_noise"], strong_prob=c["strong_prob"],
+                     strong_factor=(c["strong_factor_min"], c["strong_factor_max"]),
+                     strong_max_radius=c["strong_max_radius"], tissue_prob=c["tissue_prob"],
+                     min_std=0.01 if c["loss"] == "demeaned" else 0.0)
+
+
+def _loss(torch, pred, chi, kind):
+    """Training loss per batch: plain MSE, or (``"demeaned"``) the mean over patches of
+    the relative squared error after removing each patch's mean,
+    ``||e - mean(e)||^2 / ||chi - mean(chi)||^2`` with ``e = pred - chi``. A patch's mean
+    susceptibility is all but invisible in its field (the dipole kernel vanishes at
+    k = 0), as in the demeaned metrics of the QSM challenge; and every patch counts alike,
+    whatever its contrast."""
+    if kind == "mse":
+        return torch.nn.functional.mse_loss(pred, chi)
+    dims = tuple(range(1, chi.ndim))
+    err = pred - chi
+    err = err - err.mean(dims, keepdim=True)
+    ref = chi - chi.mean(dims, keepdim=True)
+    return ((err ** 2).sum(dims) / (ref ** 2).sum(dims).clamp_min(1e-12)).mean()
 
 
 def progress_fraction(step: int, wall_seconds: float, cfg: TrainConfig) -> float:
@@ -108,24 +146,40 @@ def _atomic_save(torch, obj, path: Path):
 
 
 def _validate(torch, model, val, cfg):
-    """Mean MSE (ppm^2) and demeaned NRMSE (%) of the model over the validation set."""
+    """Mean MSE (ppm^2), demeaned NRMSE (%) and relative loss of the model over the
+    validation set."""
     model.eval()
-    mse, nrmse = 0.0, 0.0
+    mse, nrmse, rel = 0.0, 0.0, 0.0
     with torch.inference_mode():
         for field, chi in val:
             pred = model(field * cfg.scale) / cfg.scale
             mse += float(((pred - chi) ** 2).mean())
+            rel += float(_loss(torch, pred, chi, "demeaned"))
             for p, c in zip(pred, chi):
                 p = p - p.mean()
                 c = c - c.mean()
                 nrmse += 100.0 * float((p - c).norm() / c.norm().clamp_min(1e-12))
     model.train()
-    return mse / len(val), nrmse / (len(val) * val[0][0].shape[0])
+    return mse / len(val), nrmse / (len(val) * val[0][0].shape[0]), rel / len(val)
+
+
+def _val_entry(step, train_loss, val, lr, wall):
+    vmse, vnrmse, vrel = val
+    return {"step": step, "train_loss": train_loss, "val_mse": vmse, "val_nrmse": vnrmse,
+            "val_rel": vrel, "lr": lr, "wall_seconds": wall}
+
+
+def _val_key(cfg):
+    """The validation figure that picks ``deepqsm-best.pt``: the training loss's."""
+    return "val_mse" if cfg.loss == "mse" else "val_rel"
 
 
 def _arch(cfg):
-    return {"base": cfg.base_channels, "depth": cfg.depth, "dropout": cfg.dropout,
+    arch = {"base": cfg.base_channels, "depth": cfg.depth, "dropout": cfg.dropout,
             "residual": cfg.residual}
+    if not cfg.bias:
+        arch["bias"] = False
+    return arch
 
 
 def export_weights(checkpoint: dict, path) -> Path:
@@ -175,21 +229,26 @@ class _Progress:
 def train(cfg: TrainConfig, resume: bool = True, stream=sys.stderr) -> dict:
     """Run (or resume) training; return the final checkpoint dict (also saved to disk)."""
     torch = require_torch()
-    from ..algorithms.deepqsm.shapes import ShapeGenerator, ShapeSpec
+    from ..algorithms.deepqsm.shapes import ShapeGenerator
     from ..algorithms.deepqsm.unet import UNet3d
+    from ..errors import UserInputError
 
     if cfg.patch_size % 2 ** cfg.depth:
-        from ..errors import UserInputError
-
         raise UserInputError(f"train-deepqsm: patch_size {cfg.patch_size} must be a multiple of "
                              f"2**depth = {2 ** cfg.depth}; choose e.g. 48, 64 or 96.")
+    if cfg.loss not in ("mse", "demeaned"):
+        raise UserInputError(f"train-deepqsm: loss {cfg.loss!r} is not known; use \"mse\" or "
+                             "\"demeaned\".")
+    if not 0 <= cfg.min_chi <= cfg.chi_range or cfg.chi_range <= 0:
+        raise UserInputError(f"train-deepqsm: need 0 <= min_chi <= chi_range and chi_range > 0 "
+                             f"(got min_chi {cfg.min_chi}, chi_range {cfg.chi_range}).")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     dev = _device(torch, cfg.device)
     torch.manual_seed(cfg.seed)
-    spec = ShapeSpec(patch=cfg.patch_size, chi_range=cfg.chi_range, max_noise=cfg.max_noise)
+    spec = shape_spec(cfg)
     val_gen = ShapeGenerator(spec, device=dev, seed=cfg.val_seed)
     val = [val_gen.batch(min(2, cfg.val_size - i), tkd=cfg.residual)
            for i in range(0, cfg.val_size, 2)]
@@ -201,8 +260,6 @@ def train(cfg: TrainConfig, resume: bool = True, stream=sys.stderr) -> dict:
     if resume and ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=dev, weights_only=False)
         if ck["arch"] != _arch(cfg) or ck["config"]["patch_size"] != cfg.patch_size:
-            from ..errors import UserInputError
-
             raise UserInputError(f"train-deepqsm: {ckpt_path} was written with a different network "
                                  "or patch size than requested. Use the same settings, another "
                                  "--output-dir, or --no-resume to start over.")
@@ -233,9 +290,7 @@ def train(cfg: TrainConfig, resume: bool = True, stream=sys.stderr) -> dict:
     except ValueError:  # not the main thread: no signal handling
         pass
     if not history:  # the starting point (TKD level for residual models)
-        vmse, vnrmse = _validate(torch, model, val, cfg)
-        history.append({"step": 0, "train_loss": None, "val_mse": vmse, "val_nrmse": vnrmse,
-                        "lr": 0.0, "wall_seconds": wall})
+        history.append(_val_entry(0, None, _validate(torch, model, val, cfg), 0.0, wall))
         with open(out / "history.jsonl", "a") as fh:
             fh.write(json.dumps(history[-1]) + "\n")
     bar = _Progress(cfg.steps, stream, every=5)
@@ -249,7 +304,7 @@ def train(cfg: TrainConfig, resume: bool = True, stream=sys.stderr) -> dict:
                 g["lr"] = lr
             field, chi = gen.batch(cfg.batch_size, tkd=cfg.residual)
             pred = model(field * cfg.scale)
-            loss = torch.nn.functional.mse_loss(pred, chi * cfg.scale)
+            loss = _loss(torch, pred, chi * cfg.scale, cfg.loss)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:
@@ -257,19 +312,20 @@ def train(cfg: TrainConfig, resume: bool = True, stream=sys.stderr) -> dict:
             opt.step()
             step += 1
             wall = wall0 + time.monotonic() - t_last
-            lv = float(loss.detach()) / cfg.scale ** 2
+            lv = float(loss.detach()) / (cfg.scale ** 2 if cfg.loss == "mse" else 1.0)
             loss_avg = lv if loss_avg is None else 0.95 * loss_avg + 0.05 * lv
             extra = ""
             done = progress_fraction(step, wall, cfg) >= 1.0
             if step % cfg.val_every == 0 or done:
-                vmse, vnrmse = _validate(torch, model, val, cfg)
-                history.append({"step": step, "train_loss": loss_avg, "val_mse": vmse,
-                                "val_nrmse": vnrmse, "lr": lr,
-                                "wall_seconds": wall0 + time.monotonic() - t_last})
+                history.append(_val_entry(step, loss_avg, _validate(torch, model, val, cfg), lr,
+                                          wall0 + time.monotonic() - t_last))
                 with open(out / "history.jsonl", "a") as fh:
                     fh.write(json.dumps(history[-1]) + "\n")
-                extra = f" | val mse {vmse:.3e} nrmse {vnrmse:.1f}%"
-                if vmse <= min(h["val_mse"] for h in history):  # best so far: keep it
+                h = history[-1]
+                extra = (f" | val mse {h['val_mse']:.3e} rel {h['val_rel']:.3f} "
+                         f"nrmse {h['val_nrmse']:.1f}%")
+                key = _val_key(cfg)
+                if h[key] <= min(x.get(key, math.inf) for x in history):  # best so far
                     export_weights(checkpoint(), out / "deepqsm-best.pt")
                 if bar.tty:
                     extra += "\n"

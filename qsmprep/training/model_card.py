@@ -65,11 +65,10 @@ def validation_tkd_nrmse(cfg):
     """(MSE, demeaned NRMSE %) of TKD alone on the training run's validation set."""
     import torch
 
-    from ..algorithms.deepqsm.shapes import ShapeGenerator, ShapeSpec
+    from ..algorithms.deepqsm.shapes import ShapeGenerator
+    from .deepqsm import shape_spec
 
-    spec = ShapeSpec(patch=cfg["patch_size"], chi_range=cfg["chi_range"],
-                     max_noise=cfg["max_noise"])
-    gen = ShapeGenerator(spec, seed=cfg["val_seed"])
+    gen = ShapeGenerator(shape_spec(cfg), seed=cfg["val_seed"])
     mse, nrmse, n = 0.0, 0.0, 0
     for i in range(0, cfg["val_size"], 2):  # same batches as training's validation
         inputs, chi = gen.batch(min(2, cfg["val_size"] - i), tkd=True)

@@ -51,3 +51,29 @@ def test_bad_config_and_patch_size(tmp_path, capsys):
     assert main(["train-deepqsm", "--config", str(tmp_path / "missing.toml")]) == 2
     assert main(["train-deepqsm", "-o", str(tmp_path / "b"), "--patch-size", "20"]) == 2
     assert "multiple of" in " ".join(capsys.readouterr().err.split())
+
+
+def test_brain_like_recipe_keys_train_a_bias_free_network(tmp_path):
+    from qsmprep.algorithms.deepqsm import load_model
+
+    out = tmp_path / "run"
+    cfg = tmp_path / "tissue.toml"
+    cfg.write_text("steps = 2\nbias = false\nloss = \"demeaned\"\nmin_chi = 0.01\n"
+                   "tissue_prob = 0.5\nstrong_max_radius = 2.0\nstrong_factor_min = 3.0\n"
+                   "strong_factor_max = 20.0\n")
+    assert main(["train-deepqsm", "--config", str(cfg), "-o", str(out), *TINY]) == 0
+    model = load_model(out / "deepqsm.pt")
+    assert model.meta["arch"]["bias"] is False
+    assert all(m.bias is None for m in model.net.modules() if hasattr(m, "bias"))
+    hist = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert all("val_rel" in h for h in hist)
+
+
+def test_unknown_loss_and_bad_contrast_range_are_refused(tmp_path, capsys):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("loss = \"l1\"\n")
+    assert main(["train-deepqsm", "--config", str(cfg), "-o", str(tmp_path / "a"), *TINY]) == 2
+    assert "\"demeaned\"" in capsys.readouterr().err
+    cfg.write_text("min_chi = 0.5\nchi_range = 0.25\n")
+    assert main(["train-deepqsm", "--config", str(cfg), "-o", str(tmp_path / "b"), *TINY]) == 2
+    assert "min_chi" in capsys.readouterr().err

@@ -59,7 +59,8 @@ def load_model(path=None, device: str = "cpu") -> DeepQSMModel:
         payload = torch.load(path, map_location="cpu", weights_only=False)
         arch = payload["arch"]
         net = UNet3d(base=arch["base"], depth=arch["depth"], dropout=arch["dropout"],
-                     residual=arch.get("residual", False))
+                     residual=arch.get("residual", False),
+                     bias=arch.get("bias", True))
         net.load_state_dict(payload["state_dict"])
     except (KeyError, RuntimeError, TypeError, ValueError) as exc:
         raise UserInputError(f"DeepQSM weights {path} could not be read ({exc}). Use a deepqsm.pt "

@@ -11,6 +11,13 @@ B0 along array axis 2, isotropic voxels) applied with a zero-padded torch FFT so
 near the patch edge do not wrap around; optional white Gaussian noise is added to the
 field. Everything runs in torch on the training device, generated on the fly from a
 ``torch.Generator``, so a fixed seed gives a fixed (e.g. validation) set.
+
+Options toward brain-like patches (all off by default, which is the distribution the
+shipped weights were trained on): a per-patch contrast log-uniform down to ``min_chi``
+(tissue is ~0.02 ppm, not 0.25) with noise scaled to it; strong sources that are small
+spheres and long thin cylinders (calcifications, veins) ``strong_factor`` times the
+contrast; and a dense "tissue" texture under the shapes (:meth:`ShapeGenerator.tissue`).
+What they did to the head phantom on CPU budgets is in ``docs/deepqsm.md``.
 """
 
 from __future__ import annotations
@@ -36,10 +43,19 @@ class ShapeSpec:
     min_radius: float = 1.5
     max_radius_frac: float = 0.4     # of the patch side
     chi_range: float = 0.25          # typical |chi| (ppm) of a shape (uniform in +-)
-    strong_prob: float = 0.15        # chance a shape is a strong source (+-4x chi_range)
+    min_chi: float = 0.0             # > 0: per-patch contrast log-uniform in [min_chi, chi_range]
+    strong_prob: float = 0.15        # chance a shape is a strong source
+    strong_factor: tuple = (4.0, 4.0)  # strong source = contrast x uniform(lo, hi)
+    strong_max_radius: float = 0.0   # > 0: strong sources are small spheres/long thin
+                                     # cylinders (calcification/vein-like) of this max radius
+    min_std: float = 0.0             # > 0: redraw patches whose chi (after the mask) has a
+                                     # standard deviation below min_std x contrast (flat)
+    tissue_prob: float = 0.0         # chance the patch is filled with a "tissue" texture
+                                     # under the shapes (see ShapeGenerator.tissue)
     mask_prob: float = 0.5           # chance the patch is cut by a random mask edge
     noise_prob: float = 0.5          # chance the field gets white noise
-    max_noise: float = 0.003         # ppm, noise sigma drawn uniformly up to this
+    max_noise: float = 0.003         # ppm at contrast chi_range, noise sigma drawn uniformly
+                                     # up to this (scaled with the patch contrast)
     pad: int = 32                    # zero padding (voxels, total per axis) for the FFT
     tkd_threshold: float = 0.19      # truncation of the TKD input channel (see tkd())
 
@@ -77,17 +93,24 @@ class ShapeGenerator:
                              [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]],
                             dtype=torch.float32, device=self.device)
 
-    def _add_shape(self, chi, value):
+    def _add_shape(self, chi, value, small=False):
         """Add one random shape of susceptibility ``value`` to ``chi`` (P, P, P) in place.
 
-        Only the shape's bounding box is evaluated (most shapes are small)."""
+        ``small``: a sphere (calcification) or a long thin cylinder (vein) of radius at
+        most ``strong_max_radius``. Only the shape's bounding box is evaluated."""
         s = self.spec
         p = s.patch
         rmax = max(s.min_radius + 1, s.max_radius_frac * p)
         centre = self._u(3, lo=-0.5 * p, hi=0.5 * p)
-        kind = int(torch.randint(0, 5, (1,), generator=self.gen, device=self.device))
-        # log-uniform sizes: many small shapes (vessels, nuclei), some large (tissue)
-        radii = torch.exp(self._u(3, lo=math.log(s.min_radius), hi=math.log(rmax)))
+        if small:
+            kind = 2 if bool(self._u(1) < 0.4) else 4
+            radii = torch.exp(self._u(3, lo=math.log(0.7 * s.min_radius),
+                                      hi=math.log(s.strong_max_radius)))
+            radii[2] = self._u(1, lo=0.1 * p, hi=0.4 * p)[0]  # vein half-length / 2
+        else:
+            kind = int(torch.randint(0, 5, (1,), generator=self.gen, device=self.device))
+            # log-uniform sizes: many small shapes (vessels, nuclei), some large (tissue)
+            radii = torch.exp(self._u(3, lo=math.log(s.min_radius), hi=math.log(rmax)))
         rotate = kind in (2, 3, 4) or bool(self._u(1) < 0.5)  # all but some cubes/cuboids
         rot = self._rotation() if rotate else None
         r = torch.minimum(radii[0], radii[1])
@@ -124,17 +147,49 @@ class ShapeGenerator:
         rel = torch.einsum("ij,jxyz->ixyz", self._rotation(), self.grid - centre)
         return ((rel / radii) ** 2).sum(0) <= 1.0
 
-    def chi(self):
+    def contrast(self):
+        """The patch's shape contrast (ppm): ``chi_range``, or log-uniform down to
+        ``min_chi`` (brain tissue is ~0.02 ppm, veins ~0.3 ppm)."""
+        s = self.spec
+        if s.min_chi <= 0:
+            return s.chi_range
+        return float(torch.exp(self._u(1, lo=math.log(s.min_chi), hi=math.log(s.chi_range))))
+
+    def tissue(self, contrast):
+        """A dense, piecewise-constant texture filling the patch, like brain tissue (grey
+        and white matter, CSF, nuclei) rather than isolated shapes on an empty background:
+        Gaussian noise low-passed at a random correlation length (1.5-8 voxels), cut into
+        2-4 classes at random quantiles, each class a random susceptibility in
+        ``+-contrast``. The thresholded smooth noise gives curved, folded boundaries."""
+        p = self.spec.patch
+        noise = torch.randn((p, p, p), generator=self.gen, device=self.device)
+        ell = float(self._u(1, lo=1.5, hi=8.0))
+        k = torch.fft.fftfreq(p, device=self.device)
+        k2 = k.view(-1, 1, 1) ** 2 + k.view(1, -1, 1) ** 2 + k.view(1, 1, -1) ** 2
+        lowpass = torch.exp(-2 * (math.pi * ell) ** 2 * k2)
+        smooth = torch.fft.ifftn(torch.fft.fftn(noise) * lowpass).real.contiguous()
+        n_classes = int(torch.randint(2, 5, (1,), generator=self.gen, device=self.device))
+        cuts = torch.quantile(smooth.reshape(-1)[::7], torch.sort(self._u(n_classes - 1)).values)
+        labels = torch.bucketize(smooth, cuts)
+        values = self._u(n_classes, lo=-contrast, hi=contrast)
+        return values[labels]
+
+    def chi(self, contrast=None):
         s = self.spec
         p = s.patch
+        c = s.chi_range if contrast is None else contrast
         chi = torch.zeros((p, p, p), device=self.device)
+        if s.tissue_prob > 0 and bool(self._u(1) < s.tissue_prob):
+            chi = chi + self.tissue(c)
         n = int(torch.randint(s.min_shapes, s.max_shapes + 1, (1,), generator=self.gen,
                               device=self.device))
+        lo, hi = s.strong_factor
         for _ in range(n):
-            value = self._u(1, lo=-s.chi_range, hi=s.chi_range)
-            if bool(self._u(1) < s.strong_prob):
-                value = value * 4.0
-            self._add_shape(chi, value)
+            value = self._u(1, lo=-c, hi=c)
+            strong = bool(self._u(1) < s.strong_prob)
+            if strong:
+                value = value * (lo if hi == lo else float(self._u(1, lo=lo, hi=hi)))
+            self._add_shape(chi, value, small=strong and s.strong_max_radius > 0)
         return chi
 
     def _filter(self, x, kernel):
@@ -157,15 +212,21 @@ class ShapeGenerator:
 
     def sample(self):
         s = self.spec
-        chi = self.chi()
-        if bool(self._u(1) < s.mask_prob):
-            mask = self._mask()
-            chi = chi * mask
-            field = self.forward(chi) * mask
-        else:
-            field = self.forward(chi)
+        while True:
+            contrast = self.contrast()
+            chi = self.chi(contrast)
+            mask = self._mask() if bool(self._u(1) < s.mask_prob) else None
+            if mask is not None:
+                chi = chi * mask
+            # a (nearly) flat patch has no demeaned content: a relative loss would divide
+            # by ~0 (one such patch in the first 600 steps sent the loss to 1e8)
+            if s.min_std <= 0 or float(chi.std()) >= s.min_std * contrast:
+                break
+        field = self.forward(chi)
+        if mask is not None:
+            field = field * mask
         if bool(self._u(1) < s.noise_prob):
-            sigma = float(self._u(1, hi=s.max_noise))
+            sigma = float(self._u(1, hi=s.max_noise)) * contrast / s.chi_range
             field = field + sigma * torch.randn(field.shape, generator=self.gen, device=self.device)
         return field, chi
 

@@ -23,10 +23,10 @@ from torch import nn
 __all__ = ["UNet3d", "pad_multiple"]
 
 
-def _block(c_in: int, c_out: int) -> nn.Sequential:
+def _block(c_in: int, c_out: int, bias: bool = True) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv3d(c_in, c_out, kernel_size=3, padding=1), nn.ReLU(inplace=True),
-        nn.Conv3d(c_out, c_out, kernel_size=3, padding=1), nn.ReLU(inplace=True))
+        nn.Conv3d(c_in, c_out, kernel_size=3, padding=1, bias=bias), nn.ReLU(inplace=True),
+        nn.Conv3d(c_out, c_out, kernel_size=3, padding=1, bias=bias), nn.ReLU(inplace=True))
 
 
 class UNet3d(nn.Module):
@@ -38,10 +38,15 @@ class UNet3d(nn.Module):
     correction added to the TKD channel: the network then learns to remove streaking and
     fill the dipole's cone of zeros instead of the whole inversion, which needs far fewer
     training steps (our CPU recipe) and is still regularisation-parameter free.
+    ``bias=False`` drops every additive bias: convolutions, ReLU, max pooling and the
+    transposed convolutions are then all positively homogeneous, so the network is exactly
+    scale equivariant, ``net(a x) = a net(x)`` for ``a > 0`` (a "bias-free" CNN, Mohan et
+    al., ICLR 2020). A field of 0.02 ppm brain tissue is then treated like a 0.2 ppm shape
+    of the same geometry: the amplitude of the training shapes no longer matters.
     """
 
     def __init__(self, base: int = 8, depth: int = 4, dropout: float = 0.1,
-                 residual: bool = False, out_channels: int = 1):
+                 residual: bool = False, out_channels: int = 1, bias: bool = True):
         super().__init__()
         self.depth = depth
         self.residual = residual
@@ -50,20 +55,22 @@ class UNet3d(nn.Module):
         self.down = nn.ModuleList()
         c = in_channels
         for ch in chans[:-1]:
-            self.down.append(_block(c, ch))
+            self.down.append(_block(c, ch, bias))
             c = ch
         self.pool = nn.MaxPool3d(2)
-        self.bottom = _block(chans[-2], chans[-1])
+        self.bottom = _block(chans[-2], chans[-1], bias)
         self.drop = nn.Dropout3d(dropout)
         self.up = nn.ModuleList()
         self.dec = nn.ModuleList()
         for i in reversed(range(depth)):
-            self.up.append(nn.ConvTranspose3d(chans[i + 1], chans[i], kernel_size=2, stride=2))
-            self.dec.append(_block(2 * chans[i], chans[i]))
-        self.head = nn.Conv3d(chans[0], out_channels, kernel_size=1)
+            self.up.append(nn.ConvTranspose3d(chans[i + 1], chans[i], kernel_size=2, stride=2,
+                                              bias=bias))
+            self.dec.append(_block(2 * chans[i], chans[i], bias))
+        self.head = nn.Conv3d(chans[0], out_channels, kernel_size=1, bias=bias)
         if residual:  # start as the identity on the TKD channel
             nn.init.zeros_(self.head.weight)
-            nn.init.zeros_(self.head.bias)
+            if bias:
+                nn.init.zeros_(self.head.bias)
 
     @property
     def multiple(self) -> int:
