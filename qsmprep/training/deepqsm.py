@@ -30,7 +30,8 @@ from pathlib import Path
 
 from ..algorithms.deepqsm._torch import require_torch
 
-__all__ = ["TrainConfig", "train", "export_weights", "shape_spec"]
+__all__ = ["TrainConfig", "train", "export_weights", "shape_spec", "validation_set",
+           "validation_scores"]
 
 
 @dataclass(frozen=True)
@@ -80,13 +81,18 @@ class TrainConfig:
         return "\n".join(lines) + "\n"
 
 
+def _config_dict(cfg) -> dict:
+    """A :class:`TrainConfig` or its dict (as stored in checkpoints and exported weights)
+    as a dict; keys missing in older files take their defaults."""
+    return dataclasses.asdict(TrainConfig()) | (cfg if isinstance(cfg, dict)
+                                                else dataclasses.asdict(cfg))
+
+
 def shape_spec(cfg):
-    """The :class:`ShapeSpec` of a training config (a :class:`TrainConfig` or its dict, as
-    stored in checkpoints and exported weights; keys missing in older files default)."""
+    """The :class:`ShapeSpec` of a training config (a :class:`TrainConfig` or its dict)."""
     from ..algorithms.deepqsm.shapes import ShapeSpec
 
-    c = dataclasses.asdict(TrainConfig()) | (cfg if isinstance(cfg, dict)
-                                             else dataclasses.asdict(cfg))
+    c = _config_dict(cfg)
     return ShapeSpec(patch=c["patch_size"], chi_range=c["chi_range"], min_chi=c["min_chi"],
                      max_noise=c["max_noise"], strong_prob=c["strong_prob"],
                      strong_factor=(c["strong_factor_min"], c["strong_factor_max"]),
@@ -145,22 +151,40 @@ def _atomic_save(torch, obj, path: Path):
     os.replace(tmp, path)
 
 
-def _validate(torch, model, val, cfg):
-    """Mean MSE (ppm^2), demeaned NRMSE (%) and relative loss of the model over the
-    validation set."""
-    model.eval()
-    mse, nrmse, rel = 0.0, 0.0, 0.0
+def validation_set(cfg, device="cpu", tkd=True):
+    """The held-out validation batches ``[(inputs, chi), ...]`` of a training config (a
+    :class:`TrainConfig` or its stored dict): ``val_size`` patches drawn once from the
+    fixed seed ``val_seed``, in batches of 2; ``tkd`` adds the TKD input channel."""
+    from ..algorithms.deepqsm.shapes import ShapeGenerator
+
+    c = _config_dict(cfg)
+    gen = ShapeGenerator(shape_spec(c), device=device, seed=c["val_seed"])
+    return [gen.batch(min(2, c["val_size"] - i), tkd=tkd) for i in range(0, c["val_size"], 2)]
+
+
+def validation_scores(torch, predict, val):
+    """Mean MSE (ppm^2), demeaned NRMSE (%, per patch) and demeaned relative error (the
+    ``"demeaned"`` loss) of ``predict(inputs) -> chi (ppm)`` over the validation batches."""
+    mse, nrmse, rel, n = 0.0, 0.0, 0.0, 0
     with torch.inference_mode():
-        for field, chi in val:
-            pred = model(field * cfg.scale) / cfg.scale
+        for inputs, chi in val:
+            pred = predict(inputs)
             mse += float(((pred - chi) ** 2).mean())
             rel += float(_loss(torch, pred, chi, "demeaned"))
             for p, c in zip(pred, chi):
                 p = p - p.mean()
                 c = c - c.mean()
                 nrmse += 100.0 * float((p - c).norm() / c.norm().clamp_min(1e-12))
+                n += 1
+    return mse / len(val), nrmse / n, rel / len(val)
+
+
+def _validate(torch, model, val, cfg):
+    """:func:`validation_scores` of the model (in eval mode) over the validation set."""
+    model.eval()
+    scores = validation_scores(torch, lambda x: model(x * cfg.scale) / cfg.scale, val)
     model.train()
-    return mse / len(val), nrmse / (len(val) * val[0][0].shape[0]), rel / len(val)
+    return scores
 
 
 def _val_entry(step, train_loss, val, lr, wall):
@@ -248,11 +272,8 @@ def train(cfg: TrainConfig, resume: bool = True, stream=sys.stderr) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     dev = _device(torch, cfg.device)
     torch.manual_seed(cfg.seed)
-    spec = shape_spec(cfg)
-    val_gen = ShapeGenerator(spec, device=dev, seed=cfg.val_seed)
-    val = [val_gen.batch(min(2, cfg.val_size - i), tkd=cfg.residual)
-           for i in range(0, cfg.val_size, 2)]
-    gen = ShapeGenerator(spec, device=dev, seed=cfg.seed)
+    val = validation_set(cfg, device=dev, tkd=cfg.residual)
+    gen = ShapeGenerator(shape_spec(cfg), device=dev, seed=cfg.seed)
     model = UNet3d(**_arch(cfg)).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     ckpt_path = out / "checkpoint-last.pt"

@@ -39,80 +39,53 @@ def _shell_rms_fn(labels, mask, truth):
     return shell_rms
 
 
+def _score_rows(model, field, voxel_size, b0, mask, truth, labels, tilt, resolutions):
+    """Rows (TKD 0.19, then DeepQSM on each network grid) of demeaned NRMSE and shell RMS
+    against ``truth`` inside ``mask``, with DeepQSM's seconds."""
+    from ..algorithms.deepqsm import deepqsm
+    from ..algorithms.inversion import tkd
+    from ..algorithms.metrics import demeaned_nrmse
+
+    shell_rms = _shell_rms_fn(labels, mask, truth)
+
+    def row(method, resolution, chi, seconds):
+        return {"method": method, "tilt": tilt, "resolution": resolution, "seconds": seconds,
+                "nrmse": demeaned_nrmse(chi, truth, mask), "shell": shell_rms(chi)}
+
+    rows = [row("TKD 0.19", "-", tkd(field, voxel_size, b0, mask=mask), None)]
+    for res in resolutions:
+        t0 = time.perf_counter()
+        chi = deepqsm(field, voxel_size, b0, mask=mask, model=model, resolution=res)
+        rows.append(row("DeepQSM", res, chi, time.perf_counter() - t0))
+    return rows
+
+
 def mni_head_scores(model):
     """The MNI-based head of ``qsmprep simulate`` (a different anatomy from
     :func:`head_phantom_scores`' geometric head): 2 mm, 88 x 104 x 88, axial B0, its true
     local field without noise; DeepQSM on the native grid against TKD 0.19."""
-    from ..algorithms.deepqsm import deepqsm
-    from ..algorithms.inversion import tkd
-    from ..algorithms.metrics import demeaned_nrmse
     from ..simulation.acquisition import simulate_megre
 
     vs, b0 = (2.0, 2.0, 2.0), (0.0, 0.0, 1.0)
     d = simulate_megre((88, 104, 88), vs, (0.004, 0.008), 3.0, b0, snr=None)
-    mask, truth = d.brain_mask, d.chi
-    shell_rms = _shell_rms_fn(d.labels, mask, truth)
-    ref = tkd(d.local_field, vs, b0, mask=mask)
-    t0 = time.perf_counter()
-    chi = deepqsm(d.local_field, vs, b0, mask=mask, model=model, resolution="native")
-    sec = time.perf_counter() - t0
-    return [{"method": "TKD 0.19", "tilt": 0.0, "resolution": "-", "seconds": None,
-             "nrmse": demeaned_nrmse(ref, truth, mask), "shell": shell_rms(ref)},
-            {"method": "DeepQSM", "tilt": 0.0, "resolution": "native", "seconds": sec,
-             "nrmse": demeaned_nrmse(chi, truth, mask), "shell": shell_rms(chi)}]
+    return _score_rows(model, d.local_field, vs, b0, d.brain_mask, d.chi, d.labels, 0.0,
+                       ("native",))
 
 
 def head_phantom_scores(model, resolutions=("native", "training")):
-    from ..algorithms.deepqsm import deepqsm
     from ..algorithms.dipole import forward_field
-    from ..algorithms.inversion import tkd
-    from ..algorithms.metrics import demeaned_nrmse
     from ..simulation.phantom import head_phantom
 
     vs = (1.8, 1.8, 1.8)
     ph = head_phantom((96, 112, 96), vs)
-    mask, truth = ph.brain_mask, ph.chi_brain
-    shell_rms = _shell_rms_fn(ph.labels, mask, truth)
-
     rows = []
     for tilt in (0.0, 20.0):
         t = np.deg2rad(tilt)
         b0 = (0.0, float(np.sin(t)), float(np.cos(t)))
-        field = forward_field(truth, vs, b0)
-        ref = tkd(field, vs, b0, mask=mask)
-        rows.append({"method": "TKD 0.19", "tilt": tilt, "resolution": "-",
-                     "nrmse": demeaned_nrmse(ref, truth, mask), "shell": shell_rms(ref),
-                     "seconds": None})
-        for res in resolutions:
-            t0 = time.perf_counter()
-            chi = deepqsm(field, vs, b0, mask=mask, model=model, resolution=res)
-            rows.append({"method": "DeepQSM", "tilt": tilt, "resolution": res,
-                         "nrmse": demeaned_nrmse(chi, truth, mask), "shell": shell_rms(chi),
-                         "seconds": time.perf_counter() - t0})
+        field = forward_field(ph.chi_brain, vs, b0)
+        rows += _score_rows(model, field, vs, b0, ph.brain_mask, ph.chi_brain, ph.labels, tilt,
+                            resolutions)
     return rows
-
-
-def validation_tkd_nrmse(cfg):
-    """(MSE, demeaned NRMSE %, demeaned relative loss) of TKD alone on the training run's
-    validation set."""
-    import torch
-
-    from ..algorithms.deepqsm.shapes import ShapeGenerator
-    from .deepqsm import _loss, shape_spec
-
-    gen = ShapeGenerator(shape_spec(cfg), seed=cfg["val_seed"])
-    mse, nrmse, rel, n = 0.0, 0.0, 0.0, 0
-    for i in range(0, cfg["val_size"], 2):  # same batches as training's validation
-        inputs, chi = gen.batch(min(2, cfg["val_size"] - i), tkd=True)
-        pred = inputs[:, 1:2]
-        mse += float(((pred - chi) ** 2).mean())
-        rel += float(_loss(torch, pred, chi, "demeaned"))
-        for p, c in zip(pred, chi):
-            p, c = p - p.mean(), c - c.mean()
-            nrmse += 100.0 * float((p - c).norm() / c.norm().clamp_min(1e-12))
-            n += 1
-    batches = len(range(0, cfg["val_size"], 2))
-    return mse / batches, nrmse / n, rel / batches
 
 
 def main(argv=None) -> int:
@@ -127,6 +100,7 @@ def main(argv=None) -> int:
     import torch
 
     from ..algorithms.deepqsm import load_model
+    from .deepqsm import validation_scores, validation_set
 
     torch.set_num_threads(args.threads)
     model = load_model(args.weights)
@@ -137,7 +111,8 @@ def main(argv=None) -> int:
         hist = [json.loads(x) for x in args.history.read_text().splitlines() if x.strip()]
     rows = head_phantom_scores(model)
     mni_rows = mni_head_scores(model)
-    tkd_val = validation_tkd_nrmse(cfg) if cfg else None
+    tkd_val = (validation_scores(torch, lambda x: x[:, 1:2], validation_set(cfg)) if cfg
+               else None)
     lines = ["# DeepQSM model card", "",
              "3-D U-Net dipole inversion (Bollmann et al., NeuroImage 2019) trained by "
              "`qsmprep train-deepqsm` on synthetic shapes only; weights "

@@ -12,8 +12,8 @@ near the patch edge do not wrap around; optional white Gaussian noise is added t
 field. Everything runs in torch on the training device, generated on the fly from a
 ``torch.Generator``, so a fixed seed gives a fixed (e.g. validation) set.
 
-Options toward brain-like patches (all off by default, which is the distribution the
-shipped weights were trained on): a per-patch contrast log-uniform down to ``min_chi``
+Options toward brain-like patches (all off by default; the shipped CPU recipe turns them
+on, ``qsmprep/data/deepqsm/train-cpu.toml``): a per-patch contrast log-uniform down to ``min_chi``
 (tissue is ~0.02 ppm, not 0.25) with noise scaled to it; strong sources that are small
 spheres and long thin cylinders (calcifications, veins) ``strong_factor`` times the
 contrast; and a dense "tissue" texture under the shapes (:meth:`ShapeGenerator.tissue`).
