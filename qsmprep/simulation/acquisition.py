@@ -38,10 +38,14 @@ import numpy as np
 from ..algorithms.dipole import forward_field
 from ..algorithms.phase import GAMMA_BAR_HZ_PER_T, wrap
 from .anatomy import T1_S, rasterise_head
+from .extracranial import FAT, FAT_PPM, FAT_T1_S, rasterise_realistic_head
 from .phantom import LABELS
+from .texture import R2STAR_PER_PPM, chi_texture
 
 __all__ = ["MegreData", "simulate_megre", "smooth_phase_offset", "block_mean", "head_grid",
-           "AIR_CHI", "HEAD_EXTENT_MNI"]
+           "AIR_CHI", "HEAD_EXTENT_MNI", "PHANTOMS"]
+
+PHANTOMS = ("simple", "realistic")
 
 AIR_CHI = LABELS[22][1]  # air relative to tissue/CSF (ppm)
 # MNI bounds (mm) of everything the phantom holds: brain + 15 mm shells, face, neck
@@ -115,24 +119,44 @@ def head_grid(shape, voxel_size, scale=1.0, centre_mni=(0.0, -16.0, 0.0), supers
     return axes, tuple(fov)
 
 
-def _tables(field_strength, tr, flip_deg):
+def _spoiled(pd, t1, tr, flip_deg):
+    a = np.deg2rad(flip_deg)
+    e1 = np.exp(-tr / t1)
+    return pd * np.sin(a) * (1 - e1) / (1 - np.cos(a) * e1)
+
+
+def _tables(field_strength, tr, flip_deg, phantom="simple"):
+    """Per-label chi, water R2* and water M0; the realistic head's fatty labels keep
+    ``1 - fat fraction`` of their PD as water (the fat part: :func:`_fat_tables`)."""
     chi = np.zeros(256, np.float32)
     r2s = np.zeros(256, np.float32)
     m0 = np.zeros(256, np.float32)
-    a = np.deg2rad(flip_deg)
+    fat = FAT if phantom == "realistic" else {}
     for k, (_, c, r, pd) in LABELS.items():
-        e1 = np.exp(-tr / T1_S.get(k, 1.0))
         chi[k] = c
         r2s[k] = r * field_strength / 3.0
-        m0[k] = pd * np.sin(a) * (1 - e1) / (1 - np.cos(a) * e1)
+        m0[k] = _spoiled(pd * (1 - fat.get(k, (0.0,))[0]), T1_S.get(k, 1.0), tr, flip_deg)
     return chi, r2s, m0
+
+
+def _fat_tables(field_strength, tr, flip_deg, echo_times):
+    """Per echo, the fat signal of each label (complex64 (echoes, 256)): fat M0 (fraction
+    of PD, fat T1) times ``exp(-R2*_fat TE)`` times the chemical-shift phase
+    ``exp(i 2 pi (FAT_PPM 1e-6 gamma_bar B0) TE)``."""
+    out = np.zeros((len(echo_times), 256), np.complex64)
+    df = FAT_PPM * 1e-6 * GAMMA_BAR_HZ_PER_T * field_strength
+    for k, (ff, r2f) in FAT.items():
+        m0f = _spoiled(LABELS[k][3] * ff, FAT_T1_S, tr, flip_deg)
+        for e, te in enumerate(echo_times):
+            out[e, k] = m0f * np.exp(-r2f * field_strength / 3.0 * te) * np.exp(2j * np.pi * df * te)
+    return out
 
 
 def simulate_megre(shape, voxel_size, echo_times, b0_tesla, b0_dir, *, tr=0.03,
                    flip_angle=15.0, snr=100.0, phase_offset=1.0, seed=0, scale=1.0,
                    centre_mni=(0.0, -16.0, 0.0), supersample=2, pad_fraction=0.5,
                    calcification=True, coil_sensitivities=None, body_coil_sensitivity=None,
-                   workers=None) -> MegreData:
+                   workers=None, phantom="simple") -> MegreData:
     """Simulate a multi-echo acquisition of the head phantom (see module doc).
 
     ``b0_dir`` in voxel coordinates (derive it from the affine you will write, so oblique
@@ -140,19 +164,35 @@ def simulate_megre(shape, voxel_size, echo_times, b0_tesla, b0_dir, *, tr=0.03,
     degrees; ``snr=None`` gives noiseless data; ``phase_offset`` scales the smooth
     offset (0 disables it). ``coil_sensitivities``: complex (channels, *shape) or None;
     ``body_coil_sensitivity``: complex ``shape`` or None. The same ``seed`` gives the
-    same data.
+    same data. ``phantom``: ``"simple"`` (piecewise-constant tissue, uniform skull and
+    scalp) or ``"realistic"`` (textured chi, :mod:`.texture`; layered extracranial tissue
+    with fat, :mod:`.extracranial`).
     """
+    if phantom not in PHANTOMS:
+        raise ValueError(f"unknown phantom {phantom!r}; one of {PHANTOMS}")
+    realistic = phantom == "realistic"
     shape = tuple(int(n) for n in shape)
     vs = tuple(float(h) for h in voxel_size)
     f = int(supersample)
     b0_dir = np.asarray(b0_dir, float) / np.linalg.norm(b0_dir)
     axes, fov = head_grid(shape, vs, scale, centre_mni, f)
-    labels_hr, brain_hr = rasterise_head(axes, calcification=calcification)
-    chi_t, r2_t, m0_t = _tables(b0_tesla, tr, flip_angle)
+    if realistic:
+        labels_hr, brain_hr = rasterise_realistic_head(axes, calcification=calcification)
+    else:
+        labels_hr, brain_hr = rasterise_head(axes, calcification=calcification)
+    chi_t, r2_t, m0_t = _tables(b0_tesla, tr, flip_angle, phantom)
+    fat_t = _fat_tables(b0_tesla, tr, flip_angle, echo_times) if realistic else None
+    fat_m0_t = (np.abs(_fat_tables(b0_tesla, tr, flip_angle, (0.0,))[0]).astype(np.float32)
+                if realistic else None)
     fine_vs = tuple(h / f for h in vs)
     pad = [int(np.ceil(pad_fraction * n)) for n in labels_hr.shape]
 
     chi_hr = chi_t[labels_hr]
+    # texture (zero outside the brain), restricted to the field of view for R2* below
+    dchi = chi_texture(axes, labels_hr, brain_hr) if realistic else None
+    if dchi is not None:
+        chi_hr += dchi
+        dchi = np.ascontiguousarray(dchi[fov])
     chi_hr -= np.float32(AIR_CHI)          # referenced to air: zero in the padding
     total_hr = forward_field(chi_hr, fine_vs, b0_dir, pad=pad, workers=workers)[fov]
     chi_hr += np.float32(AIR_CHI)
@@ -166,8 +206,6 @@ def simulate_megre(shape, voxel_size, echo_times, b0_tesla, b0_dir, *, tr=0.03,
     lab = np.ascontiguousarray(labels_hr[fov])
     del labels_hr
 
-    m0 = block_mean(m0_t[lab], f).astype(np.float32)
-    r2star = block_mean(r2_t[lab], f).astype(np.float32)
     c = [f // 2] * 3
     labels = lab[c[0]::f, c[1]::f, c[2]::f].copy()
     n3 = [s_ // f for s_ in lab.shape]
@@ -179,6 +217,9 @@ def simulate_megre(shape, voxel_size, echo_times, b0_tesla, b0_dir, *, tr=0.03,
     # complex signal on the fine grid, averaged per acquisition voxel, slab by slab
     omega_scale = np.float32(2 * np.pi * GAMMA_BAR_HZ_PER_T * b0_tesla * 1e-6)
     signal = np.empty(shape + (len(echo_times),), np.complex64)
+    m0 = np.empty(shape, np.float32)
+    r2star = np.empty(shape, np.float32)
+    r2_per_ppm = np.float32(R2STAR_PER_PPM * b0_tesla / 3.0)
     slab = max(1, 4_000_000 // (f ** 3 * shape[1] * shape[2]))
     for i0 in range(0, shape[0], slab):
         i1 = min(shape[0], i0 + slab)
@@ -186,14 +227,23 @@ def simulate_megre(shape, voxel_size, echo_times, b0_tesla, b0_dir, *, tr=0.03,
         lb = lab[sl]
         amp0 = m0_t[lb]
         r2 = r2_t[lb]
+        if dchi is not None:  # paramagnetic texture (iron, veins) dephases
+            r2 += r2_per_ppm * np.maximum(dchi[sl], 0)
+        m0[i0:i1] = block_mean(amp0 if fat_t is None else amp0 + fat_m0_t[lb], f)
+        r2star[i0:i1] = block_mean(r2, f)
         w = total_hr[sl] * omega_scale
         for e, te in enumerate(echo_times):
             te = np.float32(te)
             amp = amp0 * np.exp(-r2 * te)
             ph = w * te
-            signal[i0:i1, ..., e].real = block_mean(amp * np.cos(ph), f)
-            signal[i0:i1, ..., e].imag = block_mean(amp * np.sin(ph), f)
-    del total_hr, lab
+            if fat_t is None:
+                signal[i0:i1, ..., e].real = block_mean(amp * np.cos(ph), f)
+                signal[i0:i1, ..., e].imag = block_mean(amp * np.sin(ph), f)
+            else:  # water + fat (chemical shift) at the local field's phase
+                s_ = (amp + fat_t[e, lb]) * np.exp(1j * ph)
+                signal[i0:i1, ..., e].real = block_mean(s_.real, f)
+                signal[i0:i1, ..., e].imag = block_mean(s_.imag, f)
+    del total_hr, lab, dchi
 
     offset = (smooth_phase_offset(shape, phase_offset, seed) if phase_offset
               else np.zeros(shape, np.float32))

@@ -29,7 +29,9 @@ __all__ = ["T1_S", "NUCLEI", "VEINS", "rasterise_head", "sample_separable"]
 
 # T1 (s) at 3 T (Stanisz et al., MRM 2005; Wansapura et al., JMRI 1999; Rooney 2007)
 T1_S = {0: 1.0, 1: 4.0, 2: 0.85, 3: 1.35, 4: 1.25, 5: 1.15, 6: 0.95, 7: 1.05, 8: 1.0,
-        9: 1.0, 10: 1.0, 11: 1.65, 12: 0.6, 20: 0.9, 21: 0.35, 22: 1.0}
+        9: 1.0, 10: 1.0, 11: 1.65, 12: 0.6, 20: 0.9, 21: 0.35, 22: 1.0,
+        # water T1 of the realistic head's extracranial tissues (Stanisz 2005; Gold 2004)
+        23: 1.0, 24: 1.0, 25: 1.4, 26: 1.0, 27: 4.0, 28: 0.85}
 
 # label -> list of (centre MNI mm, semi-axes mm); mirrored in x for the right hemisphere
 NUCLEI = {

@@ -55,6 +55,7 @@ class SimulationSpec:
     calcification: bool = True
     coils: int = 0                  # receive channels (0: one combined image)
     body_coil: bool = False
+    phantom: str = "simple"         # or "realistic": textured chi, fat, muscle, marrow, neck
 
 
 def _rotation_to_z(b):
@@ -123,7 +124,7 @@ def simulate(spec: SimulationSpec = SimulationSpec()):
         tr=spec.repetition_time, flip_angle=spec.flip_angle, snr=spec.snr,
         phase_offset=spec.phase_offset, seed=spec.seed, scale=spec.scale,
         supersample=spec.supersample, calcification=spec.calcification,
-        coil_sensitivities=sens, body_coil_sensitivity=body)
+        coil_sensitivities=sens, body_coil_sensitivity=body, phantom=spec.phantom)
     return data, affine
 
 

@@ -10,7 +10,9 @@ Tissues and values (ppm): white matter -0.02, cortical grey 0.01, CSF 0,
 globus pallidus 0.12, substantia nigra 0.10, dentate 0.06, red nucleus 0.045,
 putamen 0.03, caudate 0.03, veins 0.40 (one at the magic angle to B0),
 optional calcification -0.2; outside the brain: scalp 0, skull -2.2,
-air +9.4 (outside the head and in the sinus).
+air +9.4 (outside the head and in the sinus). Labels 23-28 (skin, fat, muscle,
+bone marrow, eye, spinal cord) are used by the realistic MNI head only
+(:mod:`.extracranial`).
 """
 
 from __future__ import annotations
@@ -39,6 +41,14 @@ LABELS = {
     20: ("scalp", 0.0, 25.0, 0.9),
     21: ("skull", -2.2, 300.0, 0.05),
     22: ("air", 9.4, 0.0, 0.0),
+    # extracranial tissues of the realistic head (:mod:`.extracranial`); for fatty tissues
+    # PD is the total proton density and R2* that of the water part (fat: ``FAT``)
+    23: ("skin", 0.0, 35.0, 0.75),
+    24: ("fat", 0.6, 30.0, 0.95),
+    25: ("muscle", 0.0, 40.0, 0.75),
+    26: ("bone_marrow", -1.0, 80.0, 0.7),
+    27: ("eye", 0.0, 4.0, 1.0),
+    28: ("spinal_cord", -0.02, 20.0, 0.7),
 }
 BRAIN_LABELS = tuple(range(1, 13))
 
