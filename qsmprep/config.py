@@ -48,7 +48,7 @@ class PipelineSettings:
     pdf_max_iter: int = 50
     inversion_method: str = "tv"
     l2_lambda: float | None = None
-    lambda_rule: str = "gcv"
+    lambda_rule: str = "upre"
     tkd_threshold: float = 0.19
     cg_max_iter: int = 80
 
@@ -70,7 +70,7 @@ CHOICES = {
     "r2star_method": ("arlo", "loglinear"),
     "background_method": ("pdf", "vsharp", "sharp"),
     "inversion_method": ("l2", "tkd", "cg", "focuss", "tv", "tfi", "preconditioned", "deepqsm"),
-    "lambda_rule": ("gcv", "lcurve"),
+    "lambda_rule": ("upre", "gcv", "lcurve"),
 }
 
 # methods that run an FSL program, and the native method used instead when FSL is absent

@@ -30,7 +30,9 @@ class _InvInputSpec(BaseInterfaceInputSpec):
     lam = traits.Float(desc="L2 lambda (weight of ||grad chi||^2, 1/mm gradients); auto if unset")
     tv_lam = traits.Float(desc="'tv': weight of the magnitude-masked TV ||M grad chi||_1 "
                                "(ppm/mm); automatic if unset")
-    lambda_rule = traits.Enum("gcv", "lcurve", usedefault=True, desc="automatic lambda rule")
+    lambda_rule = traits.Enum("upre", "gcv", "lcurve", usedefault=True,
+                              desc="automatic lambda rule (upre: predictive risk with the "
+                                   "null-cone noise spectrum; gcv; lcurve)")
     tkd_threshold = traits.Float(0.19, usedefault=True, desc="TKD kernel truncation")
     n_threads = traits.Int(1, usedefault=True, desc="FFT threads")
 
