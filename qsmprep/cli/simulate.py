@@ -4,6 +4,7 @@ of the MNI152-based head phantom with its ground truth (see docs/simulation.md).
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from pathlib import Path
@@ -20,8 +21,17 @@ def build_simulate_parser() -> argparse.ArgumentParser:
         description="Simulate a multi-echo gradient-echo BIDS dataset of a head phantom built "
         "from the MNI152 grey/white-matter templates (deep grey nuclei, veins, calcification, "
         "skull, scalp, air cavities) with ground truth under derivatives/qsmprep-truth.")
-    p.add_argument("output_bids", type=Path, help="folder to create (must be empty or absent)")
+    p.add_argument("output_bids", type=Path,
+                   help="folder to create (empty or absent), or an existing BIDS dataset to add "
+                   "a subject/session to (the other subjects' files are left untouched)")
     p.add_argument("--subject", default="01", help="subject label (default 01)")
+    p.add_argument("--session", default=None,
+                   help="session label: writes sub-<subject>/ses-<session>/anat/")
+    p.add_argument("--phantom", choices=["realistic", "simple"], default="realistic",
+                   help="realistic (default): textured susceptibility with small vessels, "
+                   "scalp with skin and fat (chemical-shift phase), muscle, skull with "
+                   "marrow, neck, orbits; simple: piecewise-constant tissue, uniform skull "
+                   "and scalp (docs/simulation.md)")
     p.add_argument("--field-strength", type=_positive_float, default=3.0, help="B0 in tesla (3)")
     p.add_argument("--echo-times", type=_positive_float, nargs="+",
                    default=[0.004, 0.012, 0.020, 0.028], help="echo times in s")
@@ -48,8 +58,39 @@ def build_simulate_parser() -> argparse.ArgumentParser:
     p.add_argument("--phase-scaling", choices=["radians", "int12"], default="radians",
                    help="write phase in radians or as integers 0..4095")
     p.add_argument("--overwrite", action="store_true",
-                   help="allow writing into a non-empty existing folder")
+                   help="allow writing into a non-empty folder that is not a BIDS dataset, or "
+                   "replacing a subject/session that is already there")
     return p
+
+
+def _check_target(root: Path, args):
+    """Refuse what would overwrite data: a non-empty folder that is not a BIDS dataset,
+    or a subject/session the dataset already has (both unless --overwrite)."""
+    for what, label in (("--subject", args.subject), ("--session", args.session)):
+        if label is not None and not re.fullmatch(r"[A-Za-z0-9]+", label):
+            raise UserInputError(f"{what} {label!r} is not a BIDS label (letters and digits "
+                                 f"only, without the 'sub-'/'ses-' prefix); fix it and run again.")
+    if root.exists() and not root.is_dir():
+        raise UserInputError(f"{root} exists and is not a folder; give a new folder name.")
+    if not root.is_dir() or not any(root.iterdir()) or args.overwrite:
+        return
+    if not (root / "dataset_description.json").is_file():
+        raise UserInputError(
+            f"The output folder {root} already exists, is not empty and is not a BIDS dataset "
+            "(no dataset_description.json), and `qsmprep simulate` does not write into it by "
+            "default. Give a new or empty folder, or add --overwrite to write the simulated "
+            "files into it.")
+    run = root / f"sub-{args.subject}"
+    if args.session:
+        run = run / f"ses-{args.session}"
+    if args.session and (root / f"sub-{args.subject}" / "anat").exists():
+        raise UserInputError(
+            f"sub-{args.subject} in {root} has data without sessions; BIDS does not allow adding "
+            "a session to it. Leave --session out (with --overwrite) or pick another --subject.")
+    if run.exists():
+        raise UserInputError(
+            f"The dataset {root} already has {run.relative_to(root)}. Choose another "
+            "--subject/--session to add one, or add --overwrite to replace its simulated files.")
 
 
 def main(argv, out=None) -> int:
@@ -58,13 +99,7 @@ def main(argv, out=None) -> int:
     from ..simulation.dataset import SimulationSpec, write_simulated_dataset
 
     root = args.output_bids
-    if root.exists() and not root.is_dir():
-        raise UserInputError(f"{root} exists and is not a folder; give a new folder name.")
-    if root.is_dir() and any(root.iterdir()) and not args.overwrite:
-        raise UserInputError(
-            f"The output folder {root} already exists and is not empty, and `qsmprep simulate` "
-            "does not write into existing datasets by default. Give a new or empty folder, or "
-            "add --overwrite to replace the simulated files in it.")
+    _check_target(root, args)
     vs = args.voxel_size
     if len(vs) not in (1, 3):
         raise UserInputError("--voxel-size takes one value (isotropic) or three values in mm; "
@@ -73,7 +108,8 @@ def main(argv, out=None) -> int:
         raise UserInputError("--matrix needs at least 8 voxels per axis, --supersample >= 1 "
                              "and --coils >= 0; fix the command line and run again.")
     spec = SimulationSpec(
-        subject=args.subject, shape=tuple(args.matrix),
+        subject=args.subject, session=args.session, phantom=args.phantom,
+        shape=tuple(args.matrix),
         voxel_size=tuple(vs * 3 if len(vs) == 1 else vs), scale=args.scale,
         echo_times=tuple(sorted(args.echo_times)), field_strength=args.field_strength,
         tilt_deg=args.b0_tilt, b0_direction=tuple(args.b0_direction) if args.b0_direction else None,
@@ -91,7 +127,7 @@ def main(argv, out=None) -> int:
                                  "installation lacks; leave the options out.") from exc
     t0 = time.monotonic()
     truth = write_simulated_dataset(root, spec)
-    print(f"simulate: {spec.shape[0]}x{spec.shape[1]}x{spec.shape[2]} voxels of "
+    print(f"simulate: {spec.phantom} head, {spec.shape[0]}x{spec.shape[1]}x{spec.shape[2]} voxels of "
           f"{'x'.join(f'{h:g}' for h in spec.voxel_size)} mm, {len(spec.echo_times)} echoes at "
           f"{spec.field_strength:g} T in {time.monotonic() - t0:.1f} s -> {root}; truth in "
           f"{truth['chi'].parent}", file=out, flush=True)

@@ -2,13 +2,15 @@
 
 Layout written under ``bids_dir``::
 
-    dataset_description.json, participants.tsv, README
+    dataset_description.json, participants.tsv, README   (written only when missing;
+        a subject added to an existing dataset appends its participants.tsv row)
     sub-<s>[/ses-<t>]/anat/sub-<s>[_ses-<t>]_echo-<n>_part-<mag|phase>_MEGRE.nii.gz (+ .json)
     sub-<s>/anat/..._acq-body_echo-<n>_part-<mag|phase>_MEGRE.nii.gz   (``body_coil``)
     (with ``coils`` > 0 the MEGRE images are 4-D: one volume per receive channel)
     derivatives/qsmprep-truth/   ground truth: _Chimap (ppm), _desc-brain_mask,
                                  _desc-local_fieldmap / _desc-total_fieldmap (ppm),
-                                 _R2starmap (1/s), _dseg (+ .tsv of label names)
+                                 _R2starmap (1/s), _dseg (+ .tsv of label names);
+                                 the run's SimulationSpec is in its _Chimap.json
 
 The affine is the voxel size rotated by ``tilt_deg`` about the first array axis (or
 the rotation that puts scanner z along ``b0_direction``, given in voxel coordinates),
@@ -114,6 +116,29 @@ def _phase_out(phase, scaling):
     return phase
 
 
+def _write_if_absent(path: Path, text: str):
+    """Write a dataset-level file only when it is missing (adding a subject to an
+    existing dataset leaves it byte for byte as it was)."""
+    if not path.exists():
+        path.write_text(text)
+
+
+def _add_participant(path: Path, participant: str):
+    """Append ``participant`` to participants.tsv (created if missing; other rows and
+    columns untouched, new columns filled with n/a)."""
+    if not path.exists():
+        path.write_text(f"participant_id\n{participant}\n")
+        return
+    text = path.read_text()
+    lines = text.splitlines()
+    if any(line.split("\t")[0] == participant for line in lines[1:]):
+        return
+    ncol = len(lines[0].split("\t")) if lines else 1
+    sep = "" if text.endswith("\n") or not text else "\n"
+    with path.open("a") as fh:
+        fh.write(sep + "\t".join([participant] + ["n/a"] * (ncol - 1)) + "\n")
+
+
 def simulate(spec: SimulationSpec = SimulationSpec()):
     """Run the forward model for ``spec``; return ``(MegreData, affine)`` (nothing written)."""
     affine = make_affine(spec.shape, spec.voxel_size, spec.tilt_deg, spec.b0_direction)
@@ -134,13 +159,13 @@ def write_simulated_dataset(bids_dir, spec: SimulationSpec = SimulationSpec()) -
     bids_dir.mkdir(parents=True, exist_ok=True)
     data, affine = simulate(spec)
 
-    (bids_dir / "dataset_description.json").write_text(json.dumps({
+    _write_if_absent(bids_dir / "dataset_description.json", json.dumps({
         "Name": "qsmprep simulated head phantom", "BIDSVersion": "1.10.0", "DatasetType": "raw",
         "Authors": ["qsmprep"], "GeneratedBy": [{"Name": "qsmprep simulate"}]}, indent=2))
-    (bids_dir / "README").write_text(
-        "Simulated multi-echo GRE data of the qsmprep MNI152-based head phantom. Ground "
-        "truth in derivatives/qsmprep-truth.\n")
-    (bids_dir / "participants.tsv").write_text(f"participant_id\nsub-{spec.subject}\n")
+    _write_if_absent(bids_dir / "README",
+                     "Simulated multi-echo GRE data of the qsmprep MNI152-based head phantom. "
+                     "Ground truth in derivatives/qsmprep-truth.\n")
+    _add_participant(bids_dir / "participants.tsv", f"sub-{spec.subject}")
     prefix = f"sub-{spec.subject}" + (f"_ses-{spec.session}" if spec.session else "")
     rel = Path(f"sub-{spec.subject}") / (f"ses-{spec.session}" if spec.session else "") / "anat"
     anat = bids_dir / rel
@@ -149,7 +174,9 @@ def write_simulated_dataset(bids_dir, spec: SimulationSpec = SimulationSpec()) -
                   "RepetitionTime": spec.repetition_time, "FlipAngle": spec.flip_angle,
                   "Manufacturer": "qsmprep-simulator", "MRAcquisitionType": "3D"}
         mag_meta = {**common, "ImageType": ["ORIGINAL", "PRIMARY", "M"]}
-        ph_meta = {**common, "ImageType": ["ORIGINAL", "PRIMARY", "P"]}
+        # BIDS requires Units for part-phase: radians, or "arbitrary" for integer-scaled phase
+        ph_meta = {**common, "ImageType": ["ORIGINAL", "PRIMARY", "P"],
+                   "Units": "rad" if spec.phase_scaling == "radians" else "arbitrary"}
         if data.coil_images is not None:
             img = np.moveaxis(data.coil_images[..., n - 1], 0, -1)  # channels on axis 4
             mag, phase = np.abs(img).astype(np.float32), wrap(np.angle(img))
@@ -171,12 +198,13 @@ def write_simulated_dataset(bids_dir, spec: SimulationSpec = SimulationSpec()) -
 
     truth = bids_dir / "derivatives" / "qsmprep-truth"
     truth.mkdir(parents=True, exist_ok=True)
-    (truth / "dataset_description.json").write_text(json.dumps({
+    sim_meta = {"SimulationSpec": {k: v for k, v in asdict(spec).items()},
+                "NoiseStandardDeviation": data.sigma, "B0DirectionVoxel": list(data.b0_dir)}
+    _write_if_absent(truth / "dataset_description.json", json.dumps({
         "Name": "ground truth", "BIDSVersion": "1.10.0", "DatasetType": "derivative",
         "GeneratedBy": [{"Name": "qsmprep simulate"}],
-        "SimulationSpec": {k: v for k, v in asdict(spec).items()},
-        "NoiseStandardDeviation": data.sigma, "B0DirectionVoxel": list(data.b0_dir)},
-        indent=2, default=list))
+        "Description": "Per-run simulation parameters are in each _Chimap.json."},
+        indent=2))
     tanat = truth / rel
     paths = {
         "chi": tanat / f"{prefix}_Chimap.nii.gz",
@@ -186,7 +214,8 @@ def write_simulated_dataset(bids_dir, spec: SimulationSpec = SimulationSpec()) -
         "labels": tanat / f"{prefix}_dseg.nii.gz",
         "r2star": tanat / f"{prefix}_R2starmap.nii.gz",
     }
-    _save(data.chi, affine, paths["chi"], {"Units": "ppm", "Reference": "CSF"})
+    _save(data.chi, affine, paths["chi"], json.loads(json.dumps(
+        {"Units": "ppm", "Reference": "CSF", **sim_meta}, default=list)))
     _save(data.brain_mask.astype(np.uint8), affine, paths["mask"], {"Type": "Brain"})
     _save(data.local_field, affine, paths["local_field"], {"Units": "ppm"})
     _save(data.total_field, affine, paths["total_field"], {"Units": "ppm"})

@@ -26,6 +26,6 @@ def scorecard_datasets(small=False, seed=7):
     out = []
     for b0, tilt, snr in itertools.product((3.0, 7.0), (0.0, 20.0), (40.0, 150.0)):
         name = f"{b0:g}T-{'oblique' if tilt else 'axial'}-snr{snr:g}"
-        out.append((name, SimulationSpec(field_strength=b0, tilt_deg=tilt, snr=snr,
+        out.append((name, SimulationSpec(field_strength=b0, tilt_deg=tilt, snr=snr, phantom="simple",
                                           echo_times=ECHO_TIMES[b0], seed=seed, **grid)))
     return out

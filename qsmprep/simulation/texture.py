@@ -45,6 +45,7 @@ FINE_PPM = {2: 0.003, 3: 0.003, 4: 0.006, 5: 0.006, 6: 0.006, 7: 0.004, 8: 0.006
 VESSEL_PPM = 0.35
 VESSEL_LABELS = (1, 2, 3, 7)        # tissue and CSF a vessel may run through
 R2STAR_PER_PPM = 150.0
+GATE = 0.4                          # vessels where the gate field exceeds this (~1/3)
 
 
 def _gauss_noise(rng, sigma_vox):
@@ -115,10 +116,10 @@ def chi_texture(axes, labels, brain, slab=16):
         d = smooth_t[lab] * s("smooth")
         d += fine_t[lab] * s("fine")
         gate = s("gate")
-        radius = np.clip(0.45 + 0.3 * (gate - 0.6), 0.45, 0.9)
+        radius = np.clip(0.45 + 0.3 * (gate - GATE), 0.45, 0.9)
         tube = s("u1") ** 2
         tube += s("u2") ** 2
-        vessel = (tube <= radius * radius) & (gate > 0.6) & vessel_ok[lab]
+        vessel = (tube <= radius * radius) & (gate > GATE) & vessel_ok[lab]
         d[vessel] = VESSEL_PPM - base[lab[vessel]]
         d *= b
         out[i0:i1] = d
