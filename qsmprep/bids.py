@@ -48,6 +48,7 @@ import numpy as np
 from . import __version__
 from .algorithms.dipole import b0_direction_from_affine, voxel_size_from_affine
 from .errors import UserInputError
+from .qc.inputs import check_field_strength
 
 __all__ = [
     "Run",
@@ -590,6 +591,8 @@ def _read_sidecar_values(layout, path, required: bool):
                 f"EchoTime of {path} is {value}, which looks like milliseconds; BIDS requires "
                 f"seconds. Change it to {value / 1000:g} in {_sidecar_name(path)}."
             )
+        if key == "MagneticFieldStrength":
+            check_field_strength(value, path, key, _sidecar_name(path))
         values.append(float(value))
     return tuple(values)
 

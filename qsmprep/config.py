@@ -126,6 +126,7 @@ class Config:
     fsl: str = "auto"
     device: str = "cpu"
     user_mask: str | None = None  # path pattern with {subject} {session} {acquisition} {run}
+    phase_units: str = "auto"  # --phase-units: auto, radians, degrees, integer
 
 
 def list_presets() -> list[str]:
@@ -184,7 +185,59 @@ def _coerce(values, source):
     return out
 
 
-def validate_pipeline(settings: PipelineSettings, source="the pipeline settings") -> PipelineSettings:
+# numeric settings: (lowest value, whether the lowest itself is allowed, highest or None);
+# all must be finite. The others (none today) need only be finite and >= 0.
+_NUMERIC_LIMITS = {
+    "coil_poly_order": (0, True, 6), "mask_open_mm": (0, True, None),
+    "mask_erode_mm": (0, True, None), "mask_quality_threshold": (0, True, 1),
+    "bet_frac": (0, False, 1), "romeo_template_echo": (1, True, None),
+    "vsharp_radii_mm": (0, False, None), "vsharp_threshold": (0, False, 1),
+    "sharp_radius_mm": (0, False, None), "pdf_max_iter": (1, True, None),
+    "l2_lambda": (0, False, None), "tkd_threshold": (0, False, 1), "cg_max_iter": (1, True, None),
+}
+# the command-line flag of each numeric setting that has one
+_FLAGS = {"l2_lambda": "--lambda"}
+
+
+def _setting_name(key: str, cli: bool) -> str:
+    if cli and key in _FLAGS:
+        return _FLAGS[key]
+    table, name = next(tk for tk, f in _TOML_KEYS.items() if f == key)
+    return f"[{table}] {name}"
+
+
+def _check_numbers(settings: PipelineSettings, source, cli: bool = False) -> None:
+    """Refuse non-finite, negative or out-of-range numeric settings, naming the key (TOML
+    ``[table] key``, or the flag for command-line values) and where it came from."""
+    import math
+
+    for f in fields(PipelineSettings):
+        value = getattr(settings, f.name)
+        if value is None or isinstance(value, (bool, str)):
+            continue
+        values = value if isinstance(value, tuple) else (value,)
+        low, low_ok, high = _NUMERIC_LIMITS.get(f.name, (0, True, None))
+        for v in values:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                continue
+            bad = (not math.isfinite(v) or v < low or (v == low and not low_ok)
+                   or (high is not None and v > high))
+            if bad:
+                want = "integer" if f.type == "int" else "number"
+                rng = (f"{'>=' if low_ok else '>'} {low:g}"
+                       + (f" and <= {high:g}" if high is not None else ""))
+                flag = cli and f.name in _FLAGS
+                name = _setting_name(f.name, cli)
+                where = f"The command-line option {name}" if flag else f"{name} in {source}"
+                raise UserInputError(
+                    f"{where} is {v!r}; it must be a finite {want} {rng}. Nothing was run: "
+                    f"fix {'the flag' if flag else 'the setting'} (workflows/default.toml "
+                    "lists the defaults).")
+
+
+def validate_pipeline(settings: PipelineSettings, source="the pipeline settings",
+                      cli: bool = False) -> PipelineSettings:
+    _check_numbers(settings, source, cli)
     for key, allowed in CHOICES.items():
         value = getattr(settings, key)
         if value not in allowed:
@@ -198,7 +251,7 @@ def validate_pipeline(settings: PipelineSettings, source="the pipeline settings"
 def with_overrides(settings: PipelineSettings, **overrides) -> PipelineSettings:
     """Apply CLI overrides (``None`` values are ignored)."""
     changes = {k: v for k, v in overrides.items() if v is not None}
-    return validate_pipeline(replace(settings, **changes), "the command-line options")
+    return validate_pipeline(replace(settings, **changes), "the command-line options", cli=True)
 
 
 def resolve_fsl_methods(settings: PipelineSettings, fsl_mode: str):

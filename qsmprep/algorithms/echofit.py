@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import chi2
 
+from .magnitude import scaled_magnitude
 from .masking import largest_component
 from .phase import GAMMA_BAR_HZ_PER_T, rad_per_s_to_ppm
 
@@ -64,7 +65,7 @@ def fit_field(unwrapped, magnitudes, echo_times, b0_tesla, mask=None) -> FieldFi
     missing estimate gives relative weights.
     """
     p = np.asarray(unwrapped, dtype=np.float32)
-    m = np.asarray(magnitudes, dtype=np.float32)
+    m = scaled_magnitude(magnitudes)  # weights are relative: no float32 overflow of m^2 sums
     te = np.asarray(echo_times, dtype=np.float64)
     n = p.shape[-1]
     if mask is None:
@@ -112,7 +113,7 @@ def fit_field_nonlinear(unwrapped, magnitudes, echo_times, b0_tesla, mask=None, 
     regularisation (no lambda). Single-echo data: identical to :func:`fit_field`.
     """
     p = np.asarray(unwrapped, dtype=np.float32)
-    m = np.asarray(magnitudes, dtype=np.float32)
+    m = scaled_magnitude(magnitudes)
     te = np.asarray(echo_times, dtype=np.float64)
     start = fit_field(p, m, te, b0_tesla, mask)
     n = p.shape[-1]

@@ -26,6 +26,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from .magnitude import rss
+
 __all__ = ["otsu_threshold", "ball", "magnitude_mask", "largest_component", "clean_mask",
            "phase_quality", "phase_quality_mask"]
 
@@ -60,7 +62,7 @@ def magnitude_mask(magnitude, voxel_size, open_mm: float = 4.0, erode_mm: float 
     """
     mag = np.asarray(magnitude, dtype=np.float32)
     if mag.ndim == 4:
-        mag = np.sqrt(np.sum(mag * mag, axis=-1))
+        mag = rss(mag)
     pos = mag[mag > 0]
     if pos.size == 0:
         raise ValueError("magnitude image is empty (all zeros)")

@@ -43,6 +43,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import breadth_first_order, connected_components, minimum_spanning_tree
 
 from .fft import mask_bounding_box
+from .magnitude import scaled_magnitude
 from .phase import wrap
 from .echofit import line_fit
 
@@ -369,7 +370,7 @@ def _congruent(wrapped, pred):
 
 
 def _refit(unwrapped, wrapped, te, mag):
-    w = None if mag is None else mag * mag
+    w = None if mag is None else scaled_magnitude(mag) ** 2
     slope, icpt, _, _ = line_fit(unwrapped, te, w)
     pred = icpt[..., None] + slope[..., None] * te.astype(np.float32)
     return _congruent(wrapped, pred)

@@ -26,6 +26,7 @@ import scipy.fft
 from .echofit import line_fit
 from .fft import crop_to, default_workers, fast_shape, pad_to
 from .laplacian import laplacian_kernel
+from .magnitude import scaled_magnitude
 from .phase import wrap
 
 __all__ = ["laplacian_unwrap", "make_congruent", "temporal_unwrap", "unwrap_echo_difference"]
@@ -144,7 +145,7 @@ def temporal_unwrap(phases, echo_times, voxel_size, magnitudes=None, mask=None, 
         out[..., j] = pred + wrap(p[..., j] - pred)
     # refine the frequency with all echoes, then re-unwrap against the refined prediction
     if n > 2:
-        w = None if magnitudes is None else np.asarray(magnitudes, np.float32) ** 2
+        w = None if magnitudes is None else scaled_magnitude(magnitudes) ** 2
         w1, p01, _, _ = line_fit(out, te, w)
         for j in range(n):
             pred = p01 + w1 * np.float32(te[j])

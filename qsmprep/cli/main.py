@@ -33,7 +33,8 @@ def build_config(args):
         session_labels=tuple(args.session_label),
         bids_filters=load_bids_filters(args.bids_filter_file) if args.bids_filter_file else {},
         pipeline=pipeline, nprocs=args.nprocs, omp_nthreads=omp, mem_gb=args.mem_gb,
-        plugin=args.plugin, fsl=args.fsl, device=args.device, user_mask=args.user_mask)
+        plugin=args.plugin, fsl=args.fsl, device=args.device, user_mask=args.user_mask,
+        phase_units=args.phase_units)
 
 
 # ``qsmprep NAME ...`` -> module ``qsmprep.cli.<module>``, whose ``main(argv) -> int`` parses

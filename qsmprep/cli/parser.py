@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from pathlib import Path
 
 from .. import __version__
+from ..algorithms.phase import PHASE_UNITS
 from ..config import CHOICES
 from ..fsl import FSL_MODES
 
@@ -43,8 +45,8 @@ def _positive_int(value):
 
 def _positive_float(value):
     v = float(value)
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    if not (v > 0 and math.isfinite(v)):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {value}")
     return v
 
 
@@ -87,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
                           help=f"override the preset's {what}")
     pipe.add_argument("--lambda", dest="l2_lambda", type=_positive_float, metavar="VALUE",
                       help="fixed regularisation lambda (default: automatic, see docs)")
+    pipe.add_argument("--phase-units", choices=PHASE_UNITS, default="auto",
+                      help="units of the input phase images: auto = identify radians [-pi, pi) "
+                      "or [0, 2pi), degrees [-180, 180) or [0, 360), or integers filling a "
+                      "power-of-two range (0..4095, -4096..4095), and stop when the range fits "
+                      "none; radians / degrees / integer = take that (integer maps the smallest "
+                      "power-of-two range holding the values onto [-pi, pi)) (default: auto)")
     pipe.add_argument("--mask", dest="user_mask", metavar="PATTERN",
                       help="use your own brain masks: a NIfTI path on each run's grid, where "
                       "{subject}, {session}, {acquisition} and {run} are replaced per run, "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import textwrap
 import time
 from datetime import datetime
 from pathlib import Path
@@ -12,6 +13,8 @@ from pathlib import Path
 from ..bids import (check_output_dir, find_runs, format_run_summary, run_geometry,
                     write_dataset_description)
 from ..config import Config, describe_methods, resolve_fsl_methods
+
+LOG = logging.getLogger("qsmprep")
 
 STAGES = {
     "coil_combination": "coil combination",
@@ -27,13 +30,17 @@ STAGES = {
 
 
 class Progress:
-    """nipype ``status_callback``: one concise console line per stage and run."""
+    """nipype ``status_callback``: one concise console line per stage and run, each QC
+    warning of a finished node (its ``parameters["QCWarnings"]``, see :mod:`qsmprep.qc`) as
+    it finishes, and the errors of failed nodes that the CLI reports as one paragraph."""
 
     def __init__(self, runs, out=sys.stdout):
         self.labels = {f"run_{r.node_id}": r.prefix for r in runs}
         self.labels.update({f"derivatives_{r.node_id}": r.prefix for r in runs})
         self.started = {}
         self.failed = []
+        self.warnings = []  # (run, stage, sentence)
+        self.errors = []    # (run, "UserInputError" | "QCError", message)
         self.out = out
 
     def _describe(self, node):
@@ -59,9 +66,26 @@ class Progress:
             if node.name == "stack_echoes":
                 note = _phase_note(node)
             print(f"[{stamp}] {run}: {stage} done{took}{note}", file=self.out, flush=True)
+            for warning in _node_warnings(node):
+                self.warnings.append((run, stage, warning))
+                LOG.warning("%s: %s: %s", run, stage, warning)
+                print(f"[{stamp}] {run}: WARNING ({stage}): {warning}", file=self.out,
+                      flush=True)
         elif status == "exception":
             self.failed.append((run, stage, node))
+            error = _node_error(node)
+            if error:
+                self.errors.append((run, *error))
             print(f"[{stamp}] {run}: {stage} FAILED{took}", file=self.out, flush=True)
+
+    def summary(self) -> str:
+        """The run's QC warnings again, for the end of the console output ('' if none)."""
+        if not self.warnings:
+            return ""
+        lines = [f"qsmprep: {len(self.warnings)} QC warning(s), also in the QCWarnings of the "
+                 "sidecars (each run's full list in its _Chimap.json):"]
+        lines += [f"  {run}: {stage}: {w}" for run, stage, w in self.warnings]
+        return "\n".join(lines)
 
 
 def _phase_note(node) -> str:
@@ -69,7 +93,39 @@ def _phase_note(node) -> str:
         note = node.result.outputs.phase_scaling
     except Exception:  # result not loadable: nothing to add
         return ""
-    return "" if note == "phase already in radians" else f"; {note}"
+    return f"; {note}" if note else ""
+
+
+def _node_warnings(node) -> list:
+    """The QCWarnings of a finished node's ``parameters`` output (none if it has none)."""
+    from ..qc import warnings_of
+
+    try:
+        params = getattr(node.result.outputs, "parameters", None)
+    except Exception:  # result not loadable: nothing to add
+        return []
+    return warnings_of(params)
+
+
+_REPORTED_ERRORS = ("UserInputError", "QCError")
+
+
+def _node_error(node):
+    """``(kind, message)`` when a failed node raised a :class:`~qsmprep.errors.UserInputError`
+    or :class:`~qsmprep.errors.QCError` (read from the traceback nipype saved in its result
+    file), else None."""
+    try:
+        tb = node.result.runtime.traceback
+    except Exception:
+        return None
+    if isinstance(tb, (list, tuple)):
+        tb = "".join(tb)
+    for line in reversed(str(tb or "").strip().splitlines()):
+        for kind in _REPORTED_ERRORS:
+            marker = f"qsmprep.errors.{kind}: "
+            if line.startswith(marker):
+                return kind, line[len(marker):].strip()
+    return None
 
 
 def configure_logging(work_dir: Path) -> Path:
@@ -111,8 +167,11 @@ def configure_nipype(work_dir: Path) -> Path:
     return crash_dir
 
 
-def run_participant(cfg: Config, out=sys.stdout) -> int:
-    """Process every selected run; return the exit status (0 ok, 1 some run failed)."""
+def run_participant(cfg: Config, out=sys.stdout, err=sys.stderr) -> int:
+    """Process every selected run; return the exit status (0 ok, 1 some run failed, 2 a run
+    stopped on an input the user must fix). QC warnings are printed as each node finishes
+    and again at the end; a node stopped by a UserInputError or QCError is reported as one
+    paragraph on ``err``."""
     t0 = time.monotonic()
     check_output_dir(cfg.bids_dir, cfg.output_dir, cfg.work_dir)
     runs = find_runs(cfg.bids_dir, list(cfg.participant_labels) or None,
@@ -137,7 +196,7 @@ def run_participant(cfg: Config, out=sys.stdout) -> int:
     wf = init_participant_wf(runs=runs, geometries=geoms, bids_dir=cfg.bids_dir,
                              output_dir=cfg.output_dir, work_dir=cfg.work_dir,
                              pipeline=pipeline, omp_nthreads=cfg.omp_nthreads, device=cfg.device,
-                             user_mask=cfg.user_mask)
+                             user_mask=cfg.user_mask, phase_units=cfg.phase_units)
     progress = Progress(runs, out)
     plugin_args = {"status_callback": progress}
     if cfg.plugin == "MultiProc":
@@ -151,6 +210,17 @@ def run_participant(cfg: Config, out=sys.stdout) -> int:
     except RuntimeError:
         failed = True
     took = time.monotonic() - t0
+    summary = progress.summary()
+    if summary:
+        print(summary, file=out, flush=True)
+    for run, _, message in progress.errors:
+        print("qsmprep: error: " + textwrap.fill(f"{run}: {message}", 100,
+                                                 subsequent_indent="  "), file=err, flush=True)
+    if progress.errors and len(progress.errors) == len(progress.failed):
+        status = 2 if any(kind == "UserInputError" for _, kind, _ in progress.errors) else 1
+        print(f"qsmprep: {len(progress.errors)} run(s) stopped after {took:.0f} s (see above); "
+              f"runs that finished were written to {cfg.output_dir}.", file=out, flush=True)
+        return status
     if failed or progress.failed:
         crashes = sorted(crash_dir.glob("crash-*"), key=lambda p: p.stat().st_mtime)
         print(f"qsmprep: {len(progress.failed) or 'some'} step(s) failed after {took:.0f} s. "

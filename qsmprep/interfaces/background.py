@@ -9,6 +9,8 @@ from nipype.interfaces.base import (BaseInterfaceInputSpec, File, SimpleInterfac
 from ..algorithms.background import SHARP_RADIUS_MM, default_radii, sharp, vsharp
 from ..algorithms.pdf import pdf
 from ..errors import UserInputError
+from ..qc import add_warnings
+from ..qc.results import drop_nonfinite
 from ._nifti import geometry, load, save_like
 
 
@@ -70,10 +72,11 @@ class RemoveBackground(SimpleInterface):
                                      workers=self.inputs.n_threads)
             params = {"Method": "V-SHARP", "RadiiMm": radii,
                       "TruncationThreshold": self.inputs.vsharp_threshold}
+        local, out_mask, warning = drop_nonfinite(local, out_mask, "local field")
         if out_mask.sum() < 100:
             raise RuntimeError("background removal left (nearly) no voxels in the mask: "
                                "use a larger brain mask or smaller (V-)SHARP radii")
         self._results["local_field"] = save_like(local, img, "local_field.nii.gz")
         self._results["mask"] = save_like(out_mask, img, "local_mask.nii.gz", dtype=np.uint8)
-        self._results["parameters"] = params
+        self._results["parameters"] = add_warnings(params, [warning])
         return runtime

@@ -16,9 +16,10 @@ from nipype.interfaces.base import (BaseInterfaceInputSpec, File, InputMultiObje
                                     traits)
 
 from ..algorithms.coils import METHODS, combine_coils
-from ..algorithms.phase import rescale_phase, wrap
+from ..algorithms.phase import PHASE_UNITS, wrap
 from ..algorithms.phase_offset import DEFAULT_SIGMA_MM
 from ..errors import UserInputError
+from ..qc.inputs import convert_run_phase
 from ._nifti import geometry, save_like
 
 LOG = logging.getLogger("qsmprep")
@@ -35,13 +36,14 @@ def coil_mem_gb(shape, n_channels) -> float:
 class ChannelEchoes:
     """Lazy sequence of per-echo complex ``(C, x, y, z)`` arrays read from 4-D NIfTI pairs."""
 
-    def __init__(self, magnitudes, phases):
+    def __init__(self, magnitudes, phases, phase_units="auto"):
         if len(magnitudes) != len(phases):
             raise UserInputError(
                 f"{len(magnitudes)} magnitude but {len(phases)} phase files were given for coil "
                 f"combination ({magnitudes[0] if magnitudes else phases[0]}). Give one 4-D "
                 "magnitude and one 4-D phase image per echo.")
         self.magnitudes, self.phases = list(magnitudes), list(phases)
+        self.phase_units = phase_units
         self.notes = set()
         img = nib.load(str(self.magnitudes[0]))
         self.ref = img
@@ -61,7 +63,7 @@ class ChannelEchoes:
     def __getitem__(self, j):
         mag = np.asanyarray(nib.load(str(self.magnitudes[j])).dataobj).astype(np.float32)
         pha = np.asanyarray(nib.load(str(self.phases[j])).dataobj)
-        rad, note = rescale_phase(pha)
+        [rad], note = convert_run_phase([pha], [self.phases[j]], self.phase_units)
         self.notes.add(note)
         del pha
         out = np.empty((mag.shape[-1],) + mag.shape[:3], np.complex64)
@@ -70,11 +72,11 @@ class ChannelEchoes:
         return out
 
 
-def _body_images(mags, phases, shape3):
+def _body_images(mags, phases, shape3, phase_units="auto"):
     out = []
     for m, p in zip(mags, phases):
         mag = np.asanyarray(nib.load(str(m)).dataobj).astype(np.float32)
-        rad, _ = rescale_phase(np.asanyarray(nib.load(str(p)).dataobj))
+        [rad], _ = convert_run_phase([np.asanyarray(nib.load(str(p)).dataobj)], [p], phase_units)
         mag, rad = np.squeeze(mag), np.squeeze(rad)
         if mag.shape != tuple(shape3) or rad.shape != tuple(shape3):
             raise UserInputError(
@@ -101,6 +103,8 @@ class _CombineCoilsInputSpec(BaseInterfaceInputSpec):
     sigma_mm = traits.Float(DEFAULT_SIGMA_MM, usedefault=True,
                             desc="Gaussian width (mm) smoothing sensitivity phases / offsets")
     n_threads = traits.Int(1, usedefault=True, desc="FFT threads")
+    phase_units = traits.Enum(*PHASE_UNITS, usedefault=True,
+                              desc="units of the raw phase (--phase-units; auto identifies them)")
 
 
 class _CombineCoilsOutputSpec(TraitedSpec):
@@ -116,7 +120,7 @@ class CombineCoils(SimpleInterface):
     output_spec = _CombineCoilsOutputSpec
 
     def _run_interface(self, runtime):
-        echoes = ChannelEchoes(self.inputs.magnitude, self.inputs.phase)
+        echoes = ChannelEchoes(self.inputs.magnitude, self.inputs.phase, self.inputs.phase_units)
         te = list(self.inputs.echo_times)
         if len(te) != len(echoes):
             raise UserInputError(
@@ -130,7 +134,7 @@ class CombineCoils(SimpleInterface):
                 raise UserInputError(
                     f"Body-coil reference: {len(bm)} magnitude but {len(bp)} phase images "
                     f"({(list(bm) + list(bp))[0]}). Give matching part-mag and part-phase files.")
-            body = _body_images(bm, bp, echoes.shape[:3])
+            body = _body_images(bm, bp, echoes.shape[:3], self.inputs.phase_units)
         vs, _ = geometry(echoes.ref)
         method = self.inputs.method
         try:

@@ -7,6 +7,7 @@ from nipype.interfaces.base import (BaseInterfaceInputSpec, File, SimpleInterfac
                                     isdefined, traits)
 
 from ..algorithms.reference import reference_to_mask_mean
+from ..qc.results import check_chimap
 from ._nifti import geometry, load, save_like
 
 __all__ = ["DeepQSM", "deepqsm_mem_gb"]
@@ -62,6 +63,7 @@ class DeepQSM(SimpleInterface):
                       max_tile_voxels=self.inputs.max_tile_voxels, overlap=self.inputs.overlap,
                       threads=self.inputs.n_threads)
         chi = reference_to_mask_mean(chi, mask)
+        check_chimap(chi, mask, self.inputs.local_field)
         meta = model.meta
         self._results["chi"] = save_like(chi, img, "chi.nii.gz")
         self._results["parameters"] = {

@@ -12,8 +12,10 @@ from nipype.interfaces.base import (BaseInterfaceInputSpec, Directory, File, Inp
                                     SimpleInterface, TraitedSpec, isdefined, traits)
 
 from .. import __version__
+from ..algorithms.magnitude import rss as root_sum_of_squares
 from ..algorithms.phase import ppm_to_hz
 from ..bids import prefixed_derivative_path, write_sidecar
+from ..qc import QC_KEY, run_warnings, warnings_of
 from ._nifti import load, save_like
 
 
@@ -34,6 +36,7 @@ class _DerivInputSpec(BaseInterfaceInputSpec):
     magnitude = File(exists=True, mandatory=True, desc="4-D magnitude")
     r2star = File(exists=True, desc="R2* (1/s)")
     t2star = File(exists=True, desc="T2* (s)")
+    input_parameters = traits.Dict(desc="phase scaling and input QC (StackEchoes)")
     r2star_parameters = traits.Dict()
     coil_parameters = traits.Dict(desc="coil combination (uncombined inputs only)")
     mask_parameters = traits.Dict()
@@ -47,7 +50,12 @@ class _DerivOutputSpec(TraitedSpec):
 
 
 class WriteDerivatives(SimpleInterface):
-    """Copy results into ``OUTPUT_DIR`` with BIDS names and sidecars (always re-run)."""
+    """Copy results into ``OUTPUT_DIR`` with BIDS names and sidecars (always re-run).
+
+    Every sidecar has ``QCWarnings``: the warnings of the stage that made that file (see
+    :mod:`qsmprep.qc`); the ``_Chimap.json`` one holds all warnings of the run, each
+    prefixed with its stage (the run-level record).
+    """
 
     input_spec = _DerivInputSpec
     output_spec = _DerivOutputSpec
@@ -62,12 +70,19 @@ class WriteDerivatives(SimpleInterface):
 
     def _run_interface(self, runtime):
         i = self.inputs
+        stages = [(stage, dict(getattr(i, name)) if isdefined(getattr(i, name)) else {})
+                  for stage, name in _QC_STAGES]
+        run_qc = run_warnings(stages)
+        params = {name: _without_qc(p) for (_, name), (_, p) in zip(_QC_STAGES, stages)}
+        qc = {name: warnings_of(p) for (_, name), (_, p) in zip(_QC_STAGES, stages)}
         sources = [_bids_uri(f, i.bids_dir) for f in i.source_files]
         common = {"Sources": sources, "SkullStripped": True,
                   "GeneratedBy": {"Name": "qsmprep", "Version": __version__, "Pipeline": i.pipeline},
                   "MagneticFieldStrength": i.field_strength}
-        if isdefined(i.coil_parameters) and i.coil_parameters:
-            common["CoilCombination"] = dict(i.coil_parameters)
+        if params["coil_parameters"]:
+            common["CoilCombination"] = params["coil_parameters"]
+        if params["input_parameters"]:
+            common["InputData"] = params["input_parameters"]
         written = []
         ref = nib.load(i.chi)  # every output shares the chi grid; header read once
 
@@ -83,37 +98,56 @@ class WriteDerivatives(SimpleInterface):
 
         put(i.chi, self._path("Chimap"), {
             "Units": "ppm", "Description": "Magnetic susceptibility, referenced to the mean "
-            "inside the mask", "DipoleInversion": dict(i.inversion_parameters),
-            "BackgroundFieldRemoval": dict(i.background_parameters) if isdefined(
+            "inside the mask", "DipoleInversion": params["inversion_parameters"],
+            "BackgroundFieldRemoval": params["background_parameters"] if isdefined(
                 i.local_field) else "none (total-field inversion)",
-            "PhaseUnwrapping": dict(i.unwrap_parameters), "BrainMask": dict(i.mask_parameters)})
+            "PhaseUnwrapping": params["unwrap_parameters"], "BrainMask": params["mask_parameters"],
+            QC_KEY: run_qc})
         put(i.mask, self._path("mask", desc="brain"), {
             "Type": "Brain", "Description": "Brain mask used for the field fit and background "
-            "removal", **dict(i.mask_parameters)}, data=load(i.mask)[0] > 0, dtype=np.uint8)
+            "removal", **params["mask_parameters"], QC_KEY: qc["mask_parameters"]},
+            data=load(i.mask)[0] > 0, dtype=np.uint8)
         mag = load(i.magnitude)[0]
-        rss = np.sqrt(np.sum(mag * mag, axis=-1)) if mag.ndim == 4 else mag
+        rss = root_sum_of_squares(mag) if mag.ndim == 4 else mag
         brain = load(i.chi_mask)[0] > 0
         if isdefined(i.r2star):
-            r2meta = {k: v for k, v in dict(i.r2star_parameters).items() if k != "Units"}
+            r2meta = {k: v for k, v in params["r2star_parameters"].items() if k != "Units"}
+            r2meta[QC_KEY] = qc["r2star_parameters"]
             put(i.r2star, self._path("R2starmap"), {"Units": "1/s", "Description":
                 "Apparent transverse relaxation rate R2* from the multi-echo magnitude", **r2meta})
             put(i.t2star, self._path("T2starmap"), {"Units": "s", "Description":
                 "Apparent transverse relaxation time T2* = 1/R2* (capped)", **r2meta})
         fields = [("total", i.total_field, {"Description": "Total field from the multi-echo fit "
-                   "(phase offset removed)", **dict(i.unwrap_parameters)}, rss)]
+                   "(phase offset removed)", **params["unwrap_parameters"]}, rss,
+                   qc["input_parameters"] + qc["unwrap_parameters"])]
         if isdefined(i.local_field):
             fields.append(("local", i.local_field, {"Description": "Local field after background "
-                           "removal", **dict(i.background_parameters)}, rss * brain))
-        for desc, src, meta, magn in fields:
+                           "removal", **params["background_parameters"]}, rss * brain,
+                           qc["background_parameters"]))
+        for desc, src, meta, magn, warnings in fields:
             ppm, _ = load(src)
             put(src, self._path("fieldmap", desc=desc, datatype="fmap"),
                 {"Units": "Hz", "Description": meta.pop("Description"), "Parameters": meta,
-                 "PpmToHz": float(ppm_to_hz(1.0, i.field_strength))},
+                 "PpmToHz": float(ppm_to_hz(1.0, i.field_strength)), QC_KEY: warnings},
                 data=ppm_to_hz(ppm, i.field_strength))
             put(i.magnitude, self._path("magnitude", desc=desc, datatype="fmap"),
-                {"Description": "Root-sum-of-squares magnitude over echoes"}, data=magn)
+                {"Description": "Root-sum-of-squares magnitude over echoes",
+                 QC_KEY: qc["input_parameters"]}, data=magn)
         self._results["out_files"] = written
         return runtime
+
+
+# (stage label as on the console, input holding its parameters), in pipeline order
+_QC_STAGES = (("read echoes", "input_parameters"), ("coil combination", "coil_parameters"),
+              ("brain mask", "mask_parameters"), ("echo field fit", "unwrap_parameters"),
+              ("R2*/T2* maps", "r2star_parameters"),
+              ("background removal", "background_parameters"),
+              ("dipole inversion", "inversion_parameters"))
+
+
+def _without_qc(parameters: dict) -> dict:
+    """``parameters`` without its QCWarnings (listed once, at the top of each sidecar)."""
+    return {k: v for k, v in parameters.items() if k != QC_KEY}
 
 
 def _bids_uri(path, bids_dir) -> str:

@@ -10,6 +10,7 @@ from ..algorithms.echofit import fit_field, fit_field_nonlinear, quality_mask
 from ..algorithms.romeo import romeo_unwrap
 from ..algorithms.unwrap import laplacian_unwrap, make_congruent, temporal_unwrap
 from ..errors import UserInputError
+from ..qc.results import consistency_warning, drop_nonfinite
 from ._nifti import geometry, load, save_like
 
 
@@ -104,13 +105,23 @@ class FitField(SimpleInterface):
             phase, mag = phase[..., None], mag[..., None]
         fitter = fit_field_nonlinear if self.inputs.fit == "nonlinear" else fit_field
         fit = fitter(phase, mag, self.inputs.echo_times, self.inputs.field_strength, mask)
-        self._results["total_field"] = save_like(fit.field_ppm * mask, img, "total_field.nii.gz")
+        # voxels without signal in any echo (e.g. NaN inputs zeroed) carry no field
+        no_signal = mask & ~(mag > 0).any(-1)
+        mask = mask & ~no_signal
+        field, mask, nonfinite = drop_nonfinite(fit.field_ppm, mask, "total field")
+        self._results["total_field"] = save_like(field * mask, img, "total_field.nii.gz")
         self._results["noise"] = save_like(fit.noise_ppm, img, "noise.nii.gz")
         self._results["phase_offset"] = save_like(fit.phase_offset, img, "phase_offset.nii.gz")
         te = list(self.inputs.echo_times)
         spacing = te[1] - te[0] if len(te) > 1 else te[0]
-        qmask = quality_mask(mask, fit.field_ppm, self.inputs.field_strength, spacing)
+        qmask = quality_mask(mask, field, self.inputs.field_strength, spacing)
         removed = int(mask.sum() - qmask.sum())
+        warnings = [nonfinite, consistency_warning(removed, int(mask.sum()),
+                                                   bool(self.inputs.apply_quality_mask))]
+        if no_signal.any():
+            warnings.insert(0, f"{int(no_signal.sum())} brain-mask voxel(s) have no signal in "
+                               "any echo (zero or non-finite magnitude); they were left out "
+                               "of the mask.")
         if not self.inputs.apply_quality_mask:
             qmask = mask
         if self.inputs.apply_quality_mask and qmask.sum() < 0.5 * mask.sum():
@@ -124,5 +135,7 @@ class FitField(SimpleInterface):
                         else "nonlinear complex fit (Gauss-Newton) with phase offset"),
             "VoxelsRemovedByConsistencyCheck": removed if self.inputs.apply_quality_mask else 0,
             "VoxelsFlaggedByConsistencyCheck": removed,
-            "ConsistencyCheckApplied": bool(self.inputs.apply_quality_mask)}
+            "ConsistencyCheckApplied": bool(self.inputs.apply_quality_mask),
+            "MaskVoxelsWithoutSignal": int(no_signal.sum()),
+            "QCWarnings": [w for w in warnings if w]}
         return runtime

@@ -13,6 +13,7 @@ from ..algorithms.lambda_selection import DEFAULT_LAMBDAS, select_lambda, sweep_
 from ..algorithms.reference import reference_to_mask_mean
 from ..algorithms.tv import tv_admm
 from ..errors import UserInputError
+from ..qc.results import check_chimap
 from ._nifti import geometry, load, load_matching, save_like
 
 
@@ -78,6 +79,7 @@ class InvertDipole(SimpleInterface):
             params["Lambda"] = lam
             chi = closed_form_l2(field, vs, b0, lam, mask=mask, problem=prob)
         chi = reference_to_mask_mean(chi, mask)
+        check_chimap(chi, mask, self.inputs.local_field)
         params["Reference"] = "mean inside the mask"
         self._results["chi"] = save_like(chi, img, "chi.nii.gz")
         self._results["parameters"] = params

@@ -9,7 +9,10 @@ import numpy as np
 from nipype.interfaces.base import (BaseInterfaceInputSpec, File, InputMultiObject, SimpleInterface,
                                     TraitedSpec, traits)
 
-from ..algorithms.phase import rescale_phase
+from ..algorithms.phase import PHASE_UNITS
+from ..qc import add_warnings
+from ..qc.inputs import (check_magnitude_signal, convert_run_phase, count_nonfinite,
+                         nonfinite_warning, zero_nonfinite)
 from ._nifti import load, save_like
 
 LOG = logging.getLogger("qsmprep")
@@ -18,38 +21,58 @@ LOG = logging.getLogger("qsmprep")
 class _StackEchoesInputSpec(BaseInterfaceInputSpec):
     magnitude = InputMultiObject(File(exists=True), mandatory=True, desc="magnitude, one per echo")
     phase = InputMultiObject(File(exists=True), mandatory=True, desc="phase, one per echo")
+    phase_units = traits.Enum(*PHASE_UNITS, usedefault=True,
+                              desc="units of the raw phase (--phase-units): auto identifies "
+                                   "radians, degrees or power-of-two integer ranges")
 
 
 class _StackEchoesOutputSpec(TraitedSpec):
     magnitude = File(exists=True, desc="4-D magnitude (echoes last), float32")
     phase = File(exists=True, desc="4-D phase in radians [-pi, pi), float32")
     phase_scaling = traits.Str(desc="what was done to the phase values")
+    parameters = traits.Dict(desc="for the sidecars: PhaseScaling, NonFiniteVoxels, QCWarnings")
 
 
 class StackEchoes(SimpleInterface):
-    """Read per-echo magnitude/phase, rescale phase to radians, write 4-D float32 images."""
+    """Read per-echo magnitude/phase, convert phase to radians (one decision for all echoes,
+    :func:`qsmprep.qc.inputs.convert_run_phase`), zero non-finite voxels, write 4-D float32
+    images. An all-zero magnitude or an unidentifiable phase range stops with a
+    :class:`~qsmprep.errors.UserInputError` naming the file."""
 
     input_spec = _StackEchoesInputSpec
     output_spec = _StackEchoesOutputSpec
 
     def _run_interface(self, runtime):
-        mags, phases, notes = [], [], set()
-        ref = None
-        for mpath, ppath in zip(self.inputs.magnitude, self.inputs.phase):
+        i = self.inputs
+        raw, ref, counts = [], None, {}
+        for ppath in i.phase:
+            p, img = load(ppath, dtype=None)
+            counts[ppath] = count_nonfinite(p)
+            raw.append(p)
+        phases, note = convert_run_phase(raw, i.phase, i.phase_units)
+        del raw
+        mags = []
+        for j, mpath in enumerate(i.magnitude):
             m, img = load(mpath)
-            p, _ = load(ppath, dtype=None)
-            rad, note = rescale_phase(p)
-            notes.add(note)
-            mags.append(np.abs(m))
-            phases.append(rad)
+            check_magnitude_signal(m, mpath)
+            if counts[i.phase[j]]:  # converted phase holds 0 there: zero the magnitude too
+                m = np.where(np.isfinite(load(i.phase[j])[0]), m, np.float32(0))
+            m, phases[j], counts[mpath], _ = zero_nonfinite(np.abs(m), phases[j])
+            mags.append(m)
             ref = ref or img
-        note = "; ".join(sorted(notes))
-        if note != "phase already in radians":
-            LOG.info("%s: %s", self.inputs.phase[0], note)
+        LOG.info("%s: %s", i.phase[0], note)
+        count = sum(counts.values())
+        warning = nonfinite_warning({f: counts[f] for f in list(i.magnitude) + list(i.phase)},
+                                    mags[0].size)
+        if warning:
+            LOG.warning("%s: %s", i.magnitude[0], warning)
         ref4 = nib.Nifti1Image(np.zeros((1, 1, 1, 1), np.float32), ref.affine, ref.header)
         self._results["magnitude"] = save_like(np.stack(mags, -1), ref4, "magnitude.nii.gz")
         self._results["phase"] = save_like(np.stack(phases, -1), ref4, "phase.nii.gz")
         self._results["phase_scaling"] = note
+        self._results["parameters"] = add_warnings(
+            {"PhaseScaling": note, "PhaseUnits": i.phase_units, "NonFiniteVoxels": count},
+            [warning])
         return runtime
 
 

@@ -12,6 +12,7 @@ from nipype.interfaces.base import (BaseInterfaceInputSpec, File, SimpleInterfac
 from ..algorithms.preconditioned import (preconditioned_qsm, prior_chi_estimate,
                                          r2star_loglinear)
 from ..errors import UserInputError
+from ..qc.results import check_chimap
 from ._nifti import geometry, load, save_like
 
 
@@ -65,6 +66,7 @@ class PreconditionedQSM(SimpleInterface):
         lam = float(self.inputs.lam) if isdefined(self.inputs.lam) else None
         res = preconditioned_qsm(field, chi0, mask, vs, b0, background=self.inputs.background,
                                  noise=noise, lam=lam)
+        check_chimap(res.chi, res.mask, self.inputs.total_field)
         self._results["chi"] = save_like(res.chi, img, "chi.nii.gz")
         self._results["chi_prior"] = save_like(chi0 * mask, img, "chi_prior.nii.gz")
         self._results["r2star"] = save_like(r2s, img, "r2star.nii.gz")

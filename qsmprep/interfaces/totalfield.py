@@ -9,6 +9,7 @@ from nipype.interfaces.base import (BaseInterfaceInputSpec, File, SimpleInterfac
 
 from ..algorithms.tfi import TFI_LAMBDA_FACTOR, tfi
 from ..errors import UserInputError
+from ..qc.results import check_chimap
 from ._nifti import geometry, load, load_matching, save_like
 
 
@@ -58,6 +59,7 @@ class TotalFieldInversion(SimpleInterface):
         lam = float(self.inputs.lam) if isdefined(self.inputs.lam) else None
         res = tfi(field, mask, vs, b0, noise=noise, lam=lam, p_out=self.inputs.p_out,
                   max_iter=self.inputs.max_iter, tol=0.0, workers=self.inputs.n_threads)
+        check_chimap(res.chi, mask, self.inputs.total_field)
         self._results["chi"] = save_like(res.chi, img, "chi.nii.gz")
         self._results["mask"] = save_like(mask.astype(np.uint8), img, "mask.nii.gz",
                                           dtype=np.uint8)

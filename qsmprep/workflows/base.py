@@ -12,7 +12,7 @@ from .qsm import init_qsm_wf, r2star_method_for
 
 
 def init_participant_wf(*, runs, geometries, bids_dir, output_dir, work_dir, pipeline,
-                        omp_nthreads=1, device="cpu", user_mask=None,
+                        omp_nthreads=1, device="cpu", user_mask=None, phase_units="auto",
                         name="qsmprep_participant_wf"):
     """Build the participant-level graph.
 
@@ -20,7 +20,8 @@ def init_participant_wf(*, runs, geometries, bids_dir, output_dir, work_dir, pip
     :class:`qsmprep.bids.RunGeometry` (sizes the memory estimates); ``pipeline``:
     :class:`qsmprep.config.PipelineSettings` (FSL methods already resolved); ``device``:
     torch device for DeepQSM; ``user_mask``: a path pattern of the user's brain masks
-    (see :func:`user_mask_for`). Each run gets its own sub-workflow
+    (see :func:`user_mask_for`); ``phase_units``: the ``--phase-units`` of the inputs. Each
+    run gets its own sub-workflow
     ``run_<node_id>`` so a re-run in the same ``work_dir`` reuses cached nodes.
     Has no inputs: the runs are fixed at build time. Its outputnode-free shape is
     deliberate: the derivatives nodes write into ``output_dir``.
@@ -31,7 +32,8 @@ def init_participant_wf(*, runs, geometries, bids_dir, output_dir, work_dir, pip
         qsm = init_qsm_wf(
             shape=geom.shape, voxel_size=geom.voxel_size, echo_times=run.echo_times, pipeline=p,
             n_channels=run.n_channels, has_body_coil=bool(run.body_magnitude),
-            user_mask=user_mask_for(user_mask, run) if user_mask else None, omp_nthreads=omp_nthreads, device=device, name=f"run_{run.node_id}")
+            user_mask=user_mask_for(user_mask, run) if user_mask else None, omp_nthreads=omp_nthreads, device=device,
+            phase_units=phase_units, name=f"run_{run.node_id}")
         qsm.inputs.inputnode.magnitude = list(run.magnitude)
         qsm.inputs.inputnode.phase = list(run.phase)
         qsm.inputs.inputnode.echo_times = list(run.echo_times)
@@ -46,8 +48,8 @@ def init_participant_wf(*, runs, geometries, bids_dir, output_dir, work_dir, pip
             + list(run.body_phase),
             field_strength=run.field_strength, pipeline=p.name),
             name=f"derivatives_{run.node_id}", run_without_submitting=True, mem_gb=0.5)
-        outputs = ["chi", "mask", "chi_mask", "total_field", "magnitude", "mask_parameters",
-                   "unwrap_parameters", "inversion_parameters"]
+        outputs = ["chi", "mask", "chi_mask", "total_field", "magnitude", "input_parameters",
+                   "mask_parameters", "unwrap_parameters", "inversion_parameters"]
         if p.uses_background_step:
             outputs += ["local_field", "background_parameters"]
         if r2star_method_for(run.echo_times, p.r2star_method):

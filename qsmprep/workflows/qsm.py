@@ -21,8 +21,9 @@ from ..interfaces.phase import RemovePhaseOffset, StackEchoes
 from ..interfaces.r2star import R2StarMap
 
 OUTPUT_FIELDS = ["magnitude", "mask", "total_field", "local_field", "chi_mask", "chi",
-                 "r2star", "t2star", "coil_parameters", "mask_parameters", "unwrap_parameters",
-                 "background_parameters", "inversion_parameters", "r2star_parameters"]
+                 "r2star", "t2star", "input_parameters", "coil_parameters", "mask_parameters",
+                 "unwrap_parameters", "background_parameters", "inversion_parameters",
+                 "r2star_parameters"]
 
 
 def r2star_method_for(echo_times, preferred="arlo"):
@@ -37,7 +38,7 @@ def r2star_method_for(echo_times, preferred="arlo"):
 
 def init_qsm_wf(*, shape, voxel_size, echo_times, pipeline: PipelineSettings, n_channels=1,
                 has_body_coil=False, user_mask=None, omp_nthreads=1, device="cpu",
-                name="qsm_wf"):
+                phase_units="auto", name="qsm_wf"):
     """Build the QSM chain for one run.
 
     ``shape``/``voxel_size``/``echo_times`` size the memory estimates and decide what can run (R2* needs
@@ -45,14 +46,16 @@ def init_qsm_wf(*, shape, voxel_size, echo_times, pipeline: PipelineSettings, n_
     :class:`qsmprep.config.PipelineSettings` whose FSL methods were already resolved;
     ``n_channels > 1`` adds the coil-combination node (``has_body_coil``: a body-coil
     reference is connected); ``user_mask``: the user's own brain mask file, which replaces
-    the mask method. One node per stage, each a thin interface over
+    the mask method; ``phase_units``: units of the raw phase (``--phase-units``, ``auto``
+    identifies them). One node per stage, each a thin interface over
     :mod:`qsmprep.algorithms`.
 
     inputnode: ``magnitude``, ``phase`` (per-echo files), ``echo_times`` (s),
     ``field_strength`` (T), ``body_magnitude``/``body_phase`` (body-coil files, optional).
     outputnode: ``magnitude`` (4-D), ``mask``, ``total_field``, ``local_field`` (ppm; unset for
     total-field methods), ``chi_mask``, ``chi`` (ppm), ``r2star`` (1/s), ``t2star`` (s) (unset
-    with one echo) and ``*_parameters`` dicts for the sidecars.
+    with one echo) and ``*_parameters`` dicts for the sidecars (``input_parameters``: phase
+    scaling and input QC), each with its ``QCWarnings`` list.
     """
     p = pipeline
     n_echoes = len(echo_times)
@@ -63,13 +66,16 @@ def init_qsm_wf(*, shape, voxel_size, echo_times, pipeline: PipelineSettings, n_
     outputnode = pe.Node(niu.IdentityInterface(fields=OUTPUT_FIELDS), name="outputnode")
     vol_gb = mem_gb_for(shape, 1)
     echo_gb = mem_gb_for(shape, n_echoes, factor=4)
-    stack = pe.Node(StackEchoes(), name="stack_echoes", mem_gb=echo_gb)
+    # combined channels come out of coil combination in radians
+    stack = pe.Node(StackEchoes(phase_units=phase_units if n_channels == 1 else "radians"),
+                    name="stack_echoes", mem_gb=echo_gb)
+    wf.connect(stack, "parameters", outputnode, "input_parameters")
 
     if n_channels > 1:
         from ..interfaces.coils import CombineCoils
 
         combine = pe.Node(CombineCoils(method=p.coil_method, poly_order=p.coil_poly_order,
-                                       n_threads=omp_nthreads),
+                                       n_threads=omp_nthreads, phase_units=phase_units),
                           name="coil_combination", n_procs=omp_nthreads,
                           mem_gb=mem_gb_for(shape, n_echoes * n_channels, factor=3))
         wf.connect([(inputnode, combine, [("magnitude", "magnitude"), ("phase", "phase"),
