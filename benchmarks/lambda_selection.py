@@ -2,8 +2,9 @@
 
 For closed-form L2 from the *true* local field of the head phantom (plus Gaussian field
 noise), prints per noise level the RMSE-optimal lambda (brute force over a log grid) and the
-lambda chosen by GCV (qsmprep's rule) and by the maximum-curvature L-curve corner, with the
-demeaned NRMSE each gives.
+lambda chosen by UPRE with the null-cone noise spectrum (qsmprep's rule), by GCV and by the
+maximum-curvature L-curve corner, with the demeaned NRMSE each gives. The in-vivo side:
+benchmarks/invivo.py.
 
     python benchmarks/lambda_selection.py                      # 1.5 mm isotropic, axial
     python benchmarks/lambda_selection.py --voxel 1 1 2 --shape 160 192 80 --tilt 20
@@ -37,9 +38,9 @@ def main():
     rng = np.random.default_rng(0)
     grid = np.logspace(-5, 0, 31)
     print(f"phantom {a.shape} at {vs} mm, B0 tilt {a.tilt} deg")
-    print("| noise (ppm) | optimal lambda | NRMSE % | GCV lambda (x opt) | NRMSE % | "
-          "L-curve corner (x opt) | NRMSE % |")
-    print("|---|---|---|---|---|---|---|")
+    print("| noise (ppm) | optimal lambda | NRMSE % | UPRE lambda (x opt) | NRMSE % | "
+          "GCV lambda (x opt) | NRMSE % | L-curve corner (x opt) | NRMSE % |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for sd in a.noise:
         f = local + np.float32(sd) * rng.standard_normal(local.shape).astype(np.float32)
         prob = KSpaceProblem(f, vs, b0, mask=m)
@@ -48,7 +49,7 @@ def main():
         i = int(np.argmin(errs))
         sweep = sweep_l2(prob.spectrum, prob.d, prob.e2)
         row = [f"{sd:g}", f"{grid[i]:.2e}", f"{errs[i]:.1f}"]
-        for rule in ("gcv", "lcurve"):
+        for rule in ("upre", "gcv", "lcurve"):
             lam = select_lambda(sweep, rule)
             err = demeaned_nrmse(closed_form_l2(f, vs, b0, lam, mask=m, problem=prob), ph.chi, m)
             row += [f"{lam:.2e} ({lam / grid[i]:.2g}x)", f"{err:.1f}"]
