@@ -62,11 +62,11 @@ def pdf(field, mask, voxel_size, b0_dir, noise=None, margin_mm: float = 10.0,
     d = dipole_kernel(shape, voxel_size, b0_dir)
     n0, n1, n2 = m_in.shape
     m_out = ~m_in
-    if noise is None:
+    nz = None if noise is None else np.asarray(noise, np.float32)[box]
+    ref = float(np.median(nz[m_in])) if nz is not None else 0.0
+    if not (ref > 0 and np.isfinite(ref)):  # no noise map, or noise-free data (median 0)
         w2 = m_in.astype(np.float32)
     else:
-        nz = np.asarray(noise, np.float32)[box]
-        ref = np.median(nz[m_in]) if m_in.any() else 1.0
         w2 = np.where(m_in, (ref / np.maximum(nz, ref * 1e-3)) ** 2, 0).astype(np.float32)
 
     def conv(x):
@@ -83,7 +83,8 @@ def pdf(field, mask, voxel_size, b0_dir, noise=None, margin_mm: float = 10.0,
     rs = float(np.vdot(r, r))
     rs0 = rs
     it = 0
-    for it in range(1, max_iter + 1):
+    n_iter = max_iter if rs0 > 0 else 0  # a zero field has no background to fit
+    for it in range(1, n_iter + 1):
         ap = normal_op(p)
         alpha = rs / float(np.vdot(p, ap))
         x += np.float32(alpha) * p

@@ -72,8 +72,10 @@ def identify_phase_units(rng: PhaseRange) -> tuple[str, float, float]:
     * radians ``[-pi, pi)`` or ``[0, 2 pi)`` (1% tolerance), spanning at least pi;
     * degrees ``[-180, 180)`` or ``[0, 360)``: the largest magnitude within 10% of 180 or
       360 (a power-of-two integer range never is: 256 and 512 are 40% off);
-    * integers filling a power-of-two range ``[0, 2^n)`` or ``[-2^n, 2^n)`` (e.g. Siemens
-      0..4095, -4096..4095): the extremes reach 80% of ``2^n``.
+    * values filling a power-of-two range ``[0, 2^n)`` or ``[-2^n, 2^n)`` (e.g. Siemens
+      0..4095, -4096..4095): integers, or floats with ``2^n >= 512`` (interpolated or
+      ``scl_slope``-scaled), whose extremes reach 95% of ``2^n`` (milliradians,
+      +-3142, fill 77% of +-4096 and are refused).
 
     Anything else (e.g. values within +-0.0037, or a float range matching none of these)
     raises :class:`PhaseUnitsError`: qsmprep does not guess.
@@ -93,9 +95,9 @@ def identify_phase_units(rng: PhaseRange) -> tuple[str, float, float]:
     top = _power_of_two_top(rng)
     # non-integer values (interpolated, or scaled by scl_slope) only beyond the degree range
     if amax >= 1 and (rng.integral or top >= 512):
-        if lo >= 0 and np.floor(hi) + 1 >= 0.8 * top:
+        if lo >= 0 and np.floor(hi) + 1 >= 0.95 * top:
             return "integer", 0.0, top
-        if lo < 0 and amax >= 0.8 * top:
+        if lo < 0 and amax >= 0.95 * top:
             return "integer", -top, top
     raise PhaseUnitsError(
         f"the phase {rng.describe()} match no known range (radians [-pi, pi) or [0, 2pi), "
@@ -112,10 +114,9 @@ def _power_of_two_top(rng: PhaseRange) -> float:
 def rescale_phase(data, units: str = "auto") -> tuple[np.ndarray, str]:
     """Return phase in radians ``[-pi, pi)`` and a sentence saying which conversion was done.
 
-    ``units``: ``auto`` identifies the range with :func:`identify_phase_units` (pass
-    ``rng`` computed over all echoes of a run with :func:`phase_range` via
-    :func:`convert_phase` to decide once per run); ``radians`` only wraps; ``degrees``
-    converts; ``integer`` maps the smallest power-of-two range holding the data,
+    ``units``: ``auto`` identifies the range with :func:`identify_phase_units` (to decide
+    once for all echoes of a run, call :func:`convert_phase` with their common
+    :func:`phase_range`); ``radians`` wraps (``[0, 2pi)`` too); ``degrees`` converts; ``integer`` maps the smallest power-of-two range holding the data,
     ``[0, 2^n)`` or ``[-2^n, 2^n)``, onto ``[-pi, pi)``. Non-finite values become 0.
     Raises :class:`PhaseUnitsError` when the values fit no range (``auto``) or clearly
     not the units given.

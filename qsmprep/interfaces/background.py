@@ -8,7 +8,7 @@ from nipype.interfaces.base import (BaseInterfaceInputSpec, File, SimpleInterfac
 
 from ..algorithms.background import SHARP_RADIUS_MM, default_radii, sharp, vsharp
 from ..algorithms.pdf import pdf
-from ..errors import UserInputError
+from ..errors import QCError, UserInputError
 from ..qc import add_warnings
 from ..qc.results import drop_nonfinite
 from ._nifti import geometry, load, save_like
@@ -73,6 +73,11 @@ class RemoveBackground(SimpleInterface):
             params = {"Method": "V-SHARP", "RadiiMm": radii,
                       "TruncationThreshold": self.inputs.vsharp_threshold}
         local, out_mask, warning = drop_nonfinite(local, out_mask, "local field")
+        if warning and out_mask.sum() < 100:
+            raise QCError(f"Background removal ({params['Method']}) of {self.inputs.total_field} "
+                          f"gave a local field that is not finite in (nearly) the whole mask: "
+                          f"{warning} Check the total field and noise map in the work "
+                          "directory, or choose another --background method.")
         if out_mask.sum() < 100:
             raise RuntimeError("background removal left (nearly) no voxels in the mask: "
                                "use a larger brain mask or smaller (V-)SHARP radii")

@@ -83,7 +83,7 @@ def check_chimap(chi, mask, source: str = "") -> None:
         kind = "zero everywhere" if float(np.abs(inside).max()) <= CONSTANT_CHI_PPM else "constant"
         raise QCError(
             f"The susceptibility map{where} is {kind} inside its mask ({inside.size} voxels, "
-            f"range {spread:.3g} ppm), so no Chimap was written. The local field was empty "
-            "(check the phase scaling and echo times in the log and the desc-local/total "
-            "field in the work directory) or the regularisation removed everything: try a "
-            "smaller fixed --lambda or another --inversion.")
+            f"range {spread:.3g} ppm), so no Chimap was written. Either the field it was "
+            "computed from is empty (look at that file, and at the phase scaling and echo "
+            "times on the console) or the regularisation removed everything: try a smaller "
+            "fixed --lambda or another --inversion.")
