@@ -127,7 +127,8 @@ def main(argv, out=None) -> int:
                                  "installation lacks; leave the options out.") from exc
     t0 = time.monotonic()
     truth = write_simulated_dataset(root, spec)
-    print(f"simulate: {spec.phantom} head, {spec.shape[0]}x{spec.shape[1]}x{spec.shape[2]} voxels of "
+    print(f"simulate: {spec.phantom} head, "
+          f"{spec.shape[0]}x{spec.shape[1]}x{spec.shape[2]} voxels of "
           f"{'x'.join(f'{h:g}' for h in spec.voxel_size)} mm, {len(spec.echo_times)} echoes at "
           f"{spec.field_strength:g} T in {time.monotonic() - t0:.1f} s -> {root}; truth in "
           f"{truth['chi'].parent}", file=out, flush=True)

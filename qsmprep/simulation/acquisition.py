@@ -148,7 +148,8 @@ def _fat_tables(field_strength, tr, flip_deg, echo_times):
     for k, (ff, r2f) in FAT.items():
         m0f = _spoiled(LABELS[k][3] * ff, FAT_T1_S, tr, flip_deg)
         for e, te in enumerate(echo_times):
-            out[e, k] = m0f * np.exp(-r2f * field_strength / 3.0 * te) * np.exp(2j * np.pi * df * te)
+            out[e, k] = (m0f * np.exp(-r2f * field_strength / 3.0 * te)
+                         * np.exp(2j * np.pi * df * te))
     return out
 
 

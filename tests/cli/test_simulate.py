@@ -113,11 +113,13 @@ def test_adding_a_subject_leaves_the_others_untouched(tmp_path, capsys):
         if p.name == "participants.tsv":
             continue
         assert p.read_bytes() == data and p.stat().st_mtime_ns == mtime, p
-    assert (out / "participants.tsv").read_text() == "participant_id\tage\nsub-01\t30\nsub-03\tn/a\n"
+    assert ((out / "participants.tsv").read_text()
+            == "participant_id\tage\nsub-01\t30\nsub-03\tn/a\n")
     assert (out / "sub-03" / "anat" / "sub-03_echo-1_part-mag_MEGRE.nii.gz").is_file()
     meta = json.loads((out / "derivatives" / "qsmprep-truth" / "sub-03" / "anat"
                        / "sub-03_Chimap.json").read_text())
-    assert meta["SimulationSpec"]["subject"] == "03" and meta["SimulationSpec"]["phantom"] == "realistic"
+    assert meta["SimulationSpec"]["subject"] == "03"
+    assert meta["SimulationSpec"]["phantom"] == "realistic"
     # the same subject again is refused without --overwrite
     capsys.readouterr()
     assert qsmprep_main(["simulate", str(out), *ARGS, "--subject", "03"]) == 2
