@@ -51,7 +51,8 @@ def test_tv_beats_closed_form_l2_on_piecewise_constant(blobs):
     err_tv = demeaned_nrmse(res.chi, chi, mask)
     plain = demeaned_nrmse(tv_admm(field, mask, VS, B0).chi, chi, mask)
     # measured: closed-form L2 (GCV) 37.1% (best L2 lambda of x{0.1,0.3,1,3}: 37.1%),
-    # TV without magnitude 11.9%, magnitude-weighted TV 6.5%
+    # TV without magnitude 8.8%, magnitude-weighted TV 2.1% (11.9% / 6.5% with the former
+    # W = 1 data term)
     assert err_tv < 0.3 * err_l2, (err_tv, err_l2)
     assert err_tv < 10.0, err_tv
     assert plain < 0.5 * err_l2, plain
@@ -68,8 +69,9 @@ def test_noise_weighted_tv_uses_the_noise_map(blobs):
     field = forward_field(chi, VS, B0) + noise * rng.standard_normal(chi.shape).astype(np.float32)
     err_u = demeaned_nrmse(tv_admm(field, mask, VS, B0, magnitude=mag).chi, chi, mask)
     err_w = demeaned_nrmse(tv_admm(field, mask, VS, B0, magnitude=mag, noise=noise).chi, chi, mask)
-    # measured: unweighted 8.4%, noise-weighted (inner PCG) 5.4%
-    assert err_w < err_u - 1.5, (err_w, err_u)
+    # measured: mask-weighted 6.8% (8.4% when the data term was W = 1 on the padded grid),
+    # noise-weighted 5.4%
+    assert err_w < err_u - 1.0, (err_w, err_u)
 
 
 def test_edge_mask_marks_magnitude_edges():
@@ -96,7 +98,9 @@ def test_tv_auto_lambda_on_head_phantom():
     res = tv_admm(field, mask, vs, b0, magnitude=mag)
     err = demeaned_nrmse(res.chi, ph.chi_brain, mask)
     # measured: closed-form L2 31.4%, TV (auto lambda) 12.4%, lambda/8 23.3%; lambda x{0.5,1,2,3,5,8} of the
-    # unscaled rule gave 33.8/23.0/16.8/17.1/21.3/26.8% (noise 0.003) -> default factor 2.5
+    # unscaled rule gave 33.8/23.0/16.8/17.1/21.3/26.8% (noise 0.003) -> default factor 2.5.
+    # With the data term inside the mask: TV 9.9%, lambda/8 18.8%, lambda x{0.5,2,4} of the
+    # default 10.8/4.9/5.0% (the optimum moved up; the factor is left to the lambda work)
     assert err < 0.55 * err_l2, (err, err_l2)
     worse = demeaned_nrmse(tv_admm(field, mask, vs, b0, magnitude=mag, lam=res.lam / 8).chi,
                            ph.chi_brain, mask)
