@@ -10,9 +10,14 @@ from pathlib import Path
 os.environ.setdefault("NIPYPE_NO_ET", "1")  # no network check, ever
 
 
+def fill_message(message) -> str:
+    """A message wrapped at 100 columns, breaking only at spaces (never inside a path)."""
+    return textwrap.fill(str(message), 100, subsequent_indent="  ", break_long_words=False,
+                         break_on_hyphens=False)
+
+
 def _fail(message: str) -> int:
-    print("qsmprep: error: " + textwrap.fill(str(message), 100, subsequent_indent="  "),
-          file=sys.stderr)
+    print("qsmprep: error: " + fill_message(message), file=sys.stderr)
     return 2
 
 

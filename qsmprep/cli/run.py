@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import textwrap
 import time
 from datetime import datetime
 from pathlib import Path
@@ -192,6 +191,7 @@ def run_participant(cfg: Config, out=sys.stdout, err=sys.stderr) -> int:
                               container=os.environ.get("QSMPREP_CONTAINER"))
 
     from ..workflows.base import init_participant_wf
+    from .main import fill_message
 
     wf = init_participant_wf(runs=runs, geometries=geoms, bids_dir=cfg.bids_dir,
                              output_dir=cfg.output_dir, work_dir=cfg.work_dir,
@@ -214,8 +214,7 @@ def run_participant(cfg: Config, out=sys.stdout, err=sys.stderr) -> int:
     if summary:
         print(summary, file=out, flush=True)
     for run, _, message in progress.errors:
-        print("qsmprep: error: " + textwrap.fill(f"{run}: {message}", 100,
-                                                 subsequent_indent="  "), file=err, flush=True)
+        print("qsmprep: error: " + fill_message(f"{run}: {message}"), file=err, flush=True)
     if progress.errors and len(progress.errors) == len(progress.failed):
         status = 2 if any(kind == "UserInputError" for _, kind, _ in progress.errors) else 1
         print(f"qsmprep: {len(progress.errors)} run(s) stopped after {took:.0f} s (see above); "
