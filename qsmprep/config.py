@@ -30,11 +30,14 @@ class PipelineSettings:
     description: str = ""
     coil_method: str = "auto"
     coil_poly_order: int = 2
-    mask_method: str = "phase_quality"
+    mask_method: str = "bet"
     mask_open_mm: float = 4.0
     mask_erode_mm: float = 0.0
     mask_quality_threshold: float = 0.9
     bet_frac: float = 0.5
+    bet_d1_mm: float = 20.0
+    bet_d2_mm: float = 10.0
+    bet_iterations: int = 1000
     unwrap_method: str = "temporal"
     romeo_template_echo: int = 2
     echo_fit: str = "linear"
@@ -63,7 +66,7 @@ TOTAL_FIELD_METHODS = ("tfi", "preconditioned")
 
 CHOICES = {
     "coil_method": ("auto", "bodycoil", "mcpc3ds", "adaptive"),
-    "mask_method": ("magnitude", "phase_quality", "bet"),
+    "mask_method": ("bet", "fsl_bet", "phase_quality", "magnitude"),
     "unwrap_method": ("temporal", "laplacian", "romeo", "prelude"),
     "echo_fit": ("linear", "nonlinear"),
     "phase_offset": ("fit", "mcpc3ds"),
@@ -75,7 +78,7 @@ CHOICES = {
 
 # methods that run an FSL program, and the native method used instead when FSL is absent
 # under --fsl auto / never
-FSL_METHODS = {"mask_method": ("bet", "phase_quality"), "unwrap_method": ("prelude", "romeo")}
+FSL_METHODS = {"mask_method": ("fsl_bet", "bet"), "unwrap_method": ("prelude", "romeo")}
 
 # TOML table/key -> PipelineSettings field
 _TOML_KEYS = {
@@ -88,6 +91,9 @@ _TOML_KEYS = {
     ("mask", "erode_mm"): "mask_erode_mm",
     ("mask", "quality_threshold"): "mask_quality_threshold",
     ("mask", "bet_frac"): "bet_frac",
+    ("mask", "bet_d1_mm"): "bet_d1_mm",
+    ("mask", "bet_d2_mm"): "bet_d2_mm",
+    ("mask", "bet_iterations"): "bet_iterations",
     ("unwrap", "method"): "unwrap_method",
     ("unwrap", "template_echo"): "romeo_template_echo",
     ("echoes", "fit"): "echo_fit",
@@ -190,7 +196,8 @@ def _coerce(values, source):
 _NUMERIC_LIMITS = {
     "coil_poly_order": (0, True, 6), "mask_open_mm": (0, True, None),
     "mask_erode_mm": (0, True, None), "mask_quality_threshold": (0, True, 1),
-    "bet_frac": (0, False, 1), "romeo_template_echo": (1, True, None),
+    "bet_frac": (0, False, 1), "bet_d1_mm": (0, False, None), "bet_d2_mm": (0, False, None),
+    "bet_iterations": (1, True, None), "romeo_template_echo": (1, True, None),
     "vsharp_radii_mm": (0, False, None), "vsharp_threshold": (0, False, 1),
     "sharp_radius_mm": (0, False, None), "pdf_max_iter": (1, True, None),
     "l2_lambda": (0, False, None), "tkd_threshold": (0, False, 1), "cg_max_iter": (1, True, None),
@@ -259,7 +266,7 @@ def resolve_fsl_methods(settings: PipelineSettings, fsl_mode: str):
 
     ``require``: the mask is made by BET and the phase unwrapped by PRELUDE, and a missing
     FSL stops the run with a message saying how to get it. ``auto``: a pipeline that names
-    ``bet``/``prelude`` gets them when FSL is installed, else the native method listed in
+    ``fsl_bet``/``prelude`` gets them when FSL is installed, else the native method listed in
     :data:`FSL_METHODS`. ``never``: always the native method. Returns ``(settings, notes)``,
     the notes being one line per substitution, for the log and the console.
     """
@@ -294,9 +301,9 @@ def describe_methods(settings: PipelineSettings) -> str:
 def method_available(key: str, method: str) -> bool:
     """Whether ``method`` of stage ``key`` can run here (FSL installed, torch importable)."""
     if key in FSL_METHODS and method == FSL_METHODS[key][0]:
-        from .fsl import fsl_available
+        from .fsl import FSL_PROGRAMS, fsl_available
 
-        return fsl_available((method,))  # the FSL method names are the program names
+        return fsl_available((FSL_PROGRAMS[method],))
     if method == "deepqsm":
         import importlib.util
 

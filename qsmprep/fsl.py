@@ -2,7 +2,8 @@
 
 qsmprep calls two FSL programs through nipype's interfaces: ``bet`` (BET brain
 extraction, Smith, Hum. Brain Mapp. 2002; the ``bet`` shell script runs ``bet2``
-and FSL's image utilities) for the brain mask, and ``prelude`` (PRELUDE phase
+and FSL's image utilities) for the brain mask method ``fsl_bet`` (the mask method
+``bet`` is qsmprep's own implementation of the same paper, no FSL needed), and ``prelude`` (PRELUDE phase
 unwrapping, Jenkinson, MRM 2003; shipped in FSL's FUGUE package) for phase
 unwrapping. Both need ``$FSLDIR`` (the ``bet`` script and nipype read it) and the
 commands on ``$PATH``. The container images (Dockerfile, singularity.def) install
@@ -31,7 +32,8 @@ __all__ = ["FSL_MODES", "FSL_PROGRAMS", "fsl_available", "missing_fsl", "resolve
 FSL_MODES = ("auto", "require", "never")
 
 # stage/method name -> the FSL command qsmprep runs for it
-FSL_PROGRAMS = {"bet": "bet", "mask": "bet", "prelude": "prelude", "unwrap": "prelude"}
+FSL_PROGRAMS = {"fsl_bet": "bet", "bet": "bet", "mask": "bet", "prelude": "prelude",
+                "unwrap": "prelude"}
 
 
 def missing_fsl(programs=("bet", "prelude")) -> list[str]:
@@ -50,7 +52,8 @@ def fsl_available(programs=("bet", "prelude")) -> bool:
 
 
 def resolve_fsl(mode: str, method: str) -> bool:
-    """Whether to run the FSL program for ``method`` (``bet``/``mask`` or ``prelude``/``unwrap``).
+    """Whether to run the FSL program for ``method`` (``fsl_bet``/``bet``/``mask`` or
+    ``prelude``/``unwrap``; ``bet`` here names FSL's program).
 
     ``mode`` is ``auto``, ``require`` or ``never`` (see module doc). Raises
     :class:`UserInputError` for an unknown mode or method, and for ``require`` when FSL
@@ -63,7 +66,7 @@ def resolve_fsl(mode: str, method: str) -> bool:
             "methods only).")
     if method not in FSL_PROGRAMS:
         raise UserInputError(
-            f"no FSL program for the method {method!r}: FSL is used for the brain mask (bet) "
+            f"no FSL program for the method {method!r}: FSL is used for the brain mask (fsl_bet) "
             f"and phase unwrapping (prelude); choose one of {', '.join(sorted(FSL_PROGRAMS))}.")
     if mode == "never":
         return False

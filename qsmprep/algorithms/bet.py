@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
+from .magnitude import rss
 from .masking import clean_mask
 from .surface import Mesh, enclosed_volume, icosphere, self_intersections, surface_to_mask
 
@@ -76,18 +77,15 @@ class BetResult:
 
 def combined_magnitude(magnitude) -> np.ndarray:
     """3-D magnitude: the input itself, or the root-sum-of-squares over the last axis of a
-    4-D (echoes last) input, scaled by its maximum before squaring; float32, non-finite
-    values set to 0."""
-    mag = np.abs(np.nan_to_num(np.asarray(magnitude, np.float64), nan=0.0, posinf=0.0,
+    4-D (echoes last) input (:func:`~.magnitude.rss`, scaled before squaring); float32,
+    non-finite values set to 0."""
+    mag = np.abs(np.nan_to_num(np.asarray(magnitude, np.float32), nan=0.0, posinf=0.0,
                                neginf=0.0))
     if mag.ndim == 4:
-        scale = mag.max()
-        if scale > 0:
-            mag = mag / scale
-        mag = np.sqrt(np.sum(mag * mag, axis=-1)) * (scale if scale > 0 else 1.0)
+        mag = rss(mag)
     if mag.ndim != 3:
         raise ValueError(f"magnitude must be 3-D or 4-D, got shape {mag.shape}")
-    return mag.astype(np.float32)
+    return mag
 
 
 def robust_statistics(image, voxel_size) -> dict:

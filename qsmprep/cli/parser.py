@@ -76,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="preset name (default, fast, ...) or path to a pipeline TOML file")
     for flag, key, what in (
             ("--coil-combination", "coil_method", "coil combination of uncombined channels"),
-            ("--mask-method", "mask_method", "brain mask (bet runs FSL BET)"),
+            ("--mask-method", "mask_method", "brain mask (bet: qsmprep's own BET; fsl_bet "
+             "runs FSL's bet)"),
             ("--unwrapping", "unwrap_method", "phase unwrapping (prelude runs FSL PRELUDE)"),
             ("--echo-fit", "echo_fit", "multi-echo field fit"),
             ("--phase-offset", "phase_offset", "phase-offset removal (fit: the echo fit's "

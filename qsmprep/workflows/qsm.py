@@ -91,7 +91,7 @@ def init_qsm_wf(*, shape, voxel_size, echo_times, pipeline: PipelineSettings, n_
 
     mask = _mask_node(p, echo_gb, user_mask)
     wf.connect(stack, "magnitude", mask, "magnitude")
-    if p.mask_method == "phase_quality" and not user_mask:
+    if p.mask_method in ("phase_quality", "bet") and not user_mask:
         wf.connect(stack, "phase", mask, "phase")
 
     unwrap = _unwrap_node(p, echo_gb + vol_gb, omp_nthreads)
@@ -141,14 +141,16 @@ def _mask_node(p, mem_gb, user_mask):
     if user_mask:
         return pe.Node(NativeBrainMask(user_mask=str(user_mask), erode_mm=p.mask_erode_mm),
                        name="brain_mask", mem_gb=mem_gb)
-    if p.mask_method == "bet":
+    if p.mask_method == "fsl_bet":
         from ..interfaces.fsl import BetBrainMask
 
         return pe.Node(BetBrainMask(frac=p.bet_frac, erode_mm=p.mask_erode_mm), name="brain_mask",
                        mem_gb=mem_gb)
     return pe.Node(NativeBrainMask(method=p.mask_method, open_mm=p.mask_open_mm,
                                    erode_mm=p.mask_erode_mm,
-                                   quality_threshold=p.mask_quality_threshold),
+                                   quality_threshold=p.mask_quality_threshold,
+                                   bet_frac=p.bet_frac, bet_d1_mm=p.bet_d1_mm,
+                                   bet_d2_mm=p.bet_d2_mm, bet_iterations=p.bet_iterations),
                    name="brain_mask", mem_gb=mem_gb)
 
 

@@ -41,8 +41,10 @@ def test_presets_load():
     assert load_pipeline("default").background_method == "pdf"
     assert load_pipeline("default").inversion_method == "tv"
     assert load_pipeline("fast").inversion_method == "l2"
-    assert (load_pipeline("fsl").mask_method, load_pipeline("fsl").unwrap_method) == ("bet",
+    assert (load_pipeline("fsl").mask_method, load_pipeline("fsl").unwrap_method) == ("fsl_bet",
                                                                                       "prelude")
+    # the native BET is the default mask of every preset that does not ask for FSL
+    assert {load_pipeline(n).mask_method for n in ("default", "fast", "deepqsm")} == {"bet"}
 
 
 def test_config_from_preset_and_flags(tmp_path):

@@ -42,9 +42,9 @@ def test_every_stage_flag_overrides_the_preset(tmp_path, flag, key):
 
 def test_fsl_auto_falls_back_and_require_stops(monkeypatch, tmp_path):
     _no_fsl(monkeypatch, tmp_path)
-    asked = load_pipeline("default").__class__(mask_method="bet", unwrap_method="prelude")
+    asked = load_pipeline("default").__class__(mask_method="fsl_bet", unwrap_method="prelude")
     settings, notes = resolve_fsl_methods(asked, "auto")
-    assert (settings.mask_method, settings.unwrap_method) == ("phase_quality", "romeo")
+    assert (settings.mask_method, settings.unwrap_method) == ("bet", "romeo")
     assert len(notes) == 2 and "FSL is not installed" in notes[0]
     settings, _ = resolve_fsl_methods(asked, "never")
     assert settings.unwrap_method == "romeo"
@@ -61,7 +61,7 @@ def test_fsl_require_uses_bet_and_prelude_when_installed(monkeypatch, tmp_path):
     monkeypatch.setenv("FSLDIR", str(fsl))
     monkeypatch.setenv("PATH", str(fsl / "bin"))
     settings, notes = resolve_fsl_methods(load_pipeline("default"), "require")
-    assert (settings.mask_method, settings.unwrap_method) == ("bet", "prelude") and not notes
+    assert (settings.mask_method, settings.unwrap_method) == ("fsl_bet", "prelude") and not notes
 
 
 @pytest.fixture(scope="module")
