@@ -202,7 +202,7 @@ def dark_fraction(image, stats) -> float:
 def is_premasked(image, zero_fraction_min: float = 0.1, bright_border_min: float = 0.6) -> bool:
     """A skull-stripped image: at least ``zero_fraction_min`` of the voxels are exactly 0,
     and at least ``bright_border_min`` of the voxels on the border of the largest non-zero
-    region are above a tenth of its median (tissue). A scanner that zeroes its background
+    region are above a tenth of its 98th percentile (tissue). A scanner that zeroes its background
     (Philips) leaves noise voxels of a few percent of the tissue on that border instead."""
     img = np.asarray(image)
     nz = img != 0
@@ -214,7 +214,7 @@ def is_premasked(image, zero_fraction_min: float = 0.1, bright_border_min: float
         sizes[0] = 0
         nz = lab == int(np.argmax(sizes))
     border = nz & ~ndimage.binary_erosion(nz)
-    level = 0.1 * float(np.median(img[nz]))
+    level = 0.1 * float(np.percentile(img[nz], 98.0))
     return bool(np.mean(img[border] > level) >= bright_border_min)
 
 
