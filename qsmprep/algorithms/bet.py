@@ -153,7 +153,7 @@ def _grow(img, vs, stats, v, mesh, *, frac, d1_mm, d2_mm, iterations, rmin_mm, r
 def bet_surface(image, voxel_size, *, frac: float = 0.5, d1_mm: float = 20.0,
                 d2_mm: float = 10.0, iterations: int = 1000, rmin_mm: float = 3.33,
                 rmax_mm: float = 10.0, subdivisions: int = 4, step_mm: float = 1.0,
-                max_restarts: int = 2) -> BetResult:
+                max_restarts: int = 2, intersection_tolerance: float = 0.0) -> BetResult:
     """BET on a 3-D image (see module doc, steps 1-4).
 
     ``frac``: fractional intensity threshold in (0, 1); smaller gives a larger mask.
@@ -161,7 +161,10 @@ def bet_surface(image, voxel_size, *, frac: float = 0.5, d1_mm: float = 20.0,
     ``iterations``: surface updates per pass. ``rmin_mm``/``rmax_mm``: radii of curvature
     (mm) below which the surface is fully smoothed / above which barely. ``step_mm``:
     sampling step along the normal. ``subdivisions``: of the icosahedron (4: 2562
-    vertices). ``max_restarts``: re-growths with more smoothing after self-intersection.
+    vertices). ``max_restarts``: re-growths with more smoothing when more than
+    ``intersection_tolerance`` of the vertices touch a far part of the surface (a few
+    touching pairs do not disturb the fill); the pass with the fewest is kept, unless it
+    collapsed to under half the first pass's volume.
     """
     if not 0.0 < frac < 1.0:
         raise ValueError(f"frac must lie in (0, 1), got {frac}")
@@ -172,16 +175,24 @@ def bet_surface(image, voxel_size, *, frac: float = 0.5, d1_mm: float = 20.0,
     stats = robust_statistics(img, vs)
     sphere, faces = icosphere(subdivisions)
     mesh = Mesh(faces, len(sphere))
-    restarts, crossings = 0, 0
     opts = dict(frac=frac, d1_mm=d1_mm, d2_mm=d2_mm, rmin_mm=rmin_mm, rmax_mm=rmax_mm,
                 step_mm=step_mm)
+    tolerated = int(intersection_tolerance * len(sphere))
+    best = None
     for restarts in range(max_restarts + 1):
         v = np.asarray(stats["cog_mm"]) + 0.5 * stats["radius_mm"] * sphere
         v = _grow(img, vs, stats, v, mesh, iterations=iterations,
                   smooth_boost=10.0 ** restarts, **opts)
         crossings = self_intersections(v, sphere, mesh)
-        if crossings == 0:
+        volume = enclosed_volume(v, faces)
+        if best is None:
+            first_volume = volume
+        # a smoother restart that collapsed (under half the first volume) is not kept
+        if best is None or (crossings < best[1] and volume >= 0.5 * first_volume):
+            best = (v, crossings, restarts)
+        if crossings <= tolerated:
             break
+    v, crossings, restarts = best
     mask = surface_to_mask(v, faces, img.shape, vs)
     voxel_ml = float(np.prod(vs)) / 1000.0
     extent = (np.asarray(img.shape) - 1) * vs
@@ -190,7 +201,7 @@ def bet_surface(image, voxel_size, *, frac: float = 0.5, d1_mm: float = 20.0,
                   "mask_volume_ml": float(mask.sum()) * voxel_ml,
                   "vertices_at_fov_edge": float(at_edge.mean()),
                   "self_intersections": crossings})
-    return BetResult(mask, "surface", v, faces, restarts, crossings > 0, stats)
+    return BetResult(mask, "surface", v, faces, restarts, crossings > tolerated, stats)
 
 
 def dark_fraction(image, stats) -> float:
