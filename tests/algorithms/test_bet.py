@@ -122,3 +122,36 @@ def test_surface_fill_respects_anisotropic_voxels():
     truth = (np.linalg.norm(grid - centre, axis=1) <= 25.0).reshape(mask.shape)
     assert dice(mask, truth) > 0.98
     assert abs(mask.sum() - truth.sum()) / truth.sum() < 0.03
+
+
+@pytest.fixture(scope="module")
+def philips_bet():
+    """Native BET on the real Philips whole-head scan (skips when the data are absent)."""
+    nib = pytest.importorskip("nibabel")
+    from tests.real.real_data import real_dataset
+
+    anat = real_dataset("philips-3t-dual-echo") / "sub-01" / "anat"
+    imgs = [nib.load(anat / f"sub-01_echo-{e}_part-mag_MEGRE.nii.gz") for e in (1, 2)]
+    mag = np.stack([np.asanyarray(i.dataobj).astype(np.float32) for i in imgs], -1)
+    vs = tuple(float(z) for z in imgs[0].header.get_zooms()[:3])
+    return brain_extraction(mag, vs), vs
+
+
+def test_philips_whole_head_is_flagged_when_the_mask_leaks(philips_bet):
+    """Measured: 2.37 L in 4-6 s; the cortex is delineated, but below the skull base (only
+    partly dark at 3 mm) the surface leaks into the neck, so the volume check must warn."""
+    from qsmprep.qc.mask import mask_volume_l, mask_warnings
+
+    res, vs = philips_bet
+    litres = mask_volume_l(res.mask, vs)
+    assert res.mode == "surface" and 1.1 < litres
+    if litres > 2.0:
+        assert any("too large" in w for w in mask_warnings(res.mask, vs))
+
+
+@pytest.mark.xfail(reason="BET's intensity model leaks below the 3 mm skull base into the neck "
+                   "(measured 2.37 L, mask down to the first slice)", strict=False)
+def test_philips_mask_has_no_neck(philips_bet):
+    res, vs = philips_bet
+    litres = res.mask.sum() * np.prod(vs) / 1e6
+    assert 1.1 <= litres <= 1.7 and not res.mask[:, :, : int(np.ceil(12 / vs[2]))].any()
