@@ -95,7 +95,9 @@ def test_phase_units_give_the_radians_map(units, encode, note, bids, radians_run
     b = nib.load(radians_run[0] / CHI).get_fdata()
     assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.999
     sidecar = json.loads((out / CHI).with_name("sub-01_Chimap.json").read_text())
-    assert note in sidecar["InputData"]["PhaseScaling"] and sidecar["QCWarnings"] == []
+    assert note in sidecar["InputData"]["PhaseScaling"]
+    # other stages may warn about this small phantom (e.g. its brain volume); the input not
+    assert not [w for w in sidecar["QCWarnings"] if w.startswith("read echoes")]
 
 
 def test_unidentifiable_phase_exits_2(bids, tmp_path):
@@ -119,17 +121,17 @@ def test_nan_magnitude_voxel_warns(bids, tmp_path):
     out, res = _run(_variant(bids, tmp_path, magnitude=poke), tmp_path)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "WARNING (read echoes): NaN or infinite voxels: 2 in" in res.stdout
-    assert "1 QC warning(s)" in res.stdout  # the end-of-run summary
+    assert "QC warning(s), also in the QCWarnings" in res.stdout  # the end-of-run summary
+    assert "  sub-01: read echoes: NaN or infinite voxels: 2 in" in res.stdout
     chi_meta = json.loads((out / CHI).with_name("sub-01_Chimap.json").read_text())
-    assert len(chi_meta["QCWarnings"]) == 1
-    assert chi_meta["QCWarnings"][0].startswith("read echoes: NaN or infinite voxels: 2 in")
-    assert "echo-2_part-mag_MEGRE" in chi_meta["QCWarnings"][0]
+    (warning,) = [w for w in chi_meta["QCWarnings"] if w.startswith("read echoes")]
+    assert warning.startswith("read echoes: NaN or infinite voxels: 2 in")
+    assert "echo-2_part-mag_MEGRE" in warning
     assert chi_meta["InputData"]["NonFiniteVoxels"] == 2
     chi = nib.load(out / CHI).get_fdata()
     assert np.isfinite(chi).all() and np.abs(chi).max() > 0
     total = out / "sub-01" / "fmap" / "sub-01_desc-total_fieldmap.json"
-    assert json.loads(total.read_text())["QCWarnings"] == [
-        w.split(": ", 1)[1] for w in chi_meta["QCWarnings"]]
+    assert json.loads(total.read_text())["QCWarnings"][0] == warning.split(": ", 1)[1]
 
 
 def test_empty_chimap_exits_nonzero_without_chimap(bids, tmp_path):
