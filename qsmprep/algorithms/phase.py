@@ -116,7 +116,8 @@ def rescale_phase(data, units: str = "auto") -> tuple[np.ndarray, str]:
 
     ``units``: ``auto`` identifies the range with :func:`identify_phase_units` (to decide
     once for all echoes of a run, call :func:`convert_phase` with their common
-    :func:`phase_range`); ``radians`` wraps (``[0, 2pi)`` too); ``degrees`` converts; ``integer`` maps the smallest power-of-two range holding the data,
+    :func:`phase_range`); ``radians`` wraps (``[0, 2pi)`` too); ``degrees`` converts;
+    ``integer`` maps the smallest power-of-two range holding the data,
     ``[0, 2^n)`` or ``[-2^n, 2^n)``, onto ``[-pi, pi)``. Non-finite values become 0.
     Raises :class:`PhaseUnitsError` when the values fit no range (``auto``) or clearly
     not the units given.

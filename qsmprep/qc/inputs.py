@@ -42,7 +42,8 @@ def convert_run_phase(phases, paths, units: str = "auto"):
     try:
         out = [convert_phase(p, units, rng) for p in phases]
     except PhaseUnitsError as exc:
-        which = paths[0] if len(paths) == 1 else f"{paths[0]} (and the other {len(paths) - 1} echo(es) of its run)"
+        which = (paths[0] if len(paths) == 1 else
+                 f"{paths[0]} (and the other {len(paths) - 1} echo(es) of its run)")
         if units == "auto":
             fix = ("qsmprep will not guess: if you know the units, say so with --phase-units "
                    "radians, degrees or integer (integer maps the smallest power-of-two "
@@ -72,7 +73,9 @@ def check_magnitude_signal(magnitude, path) -> None:
 def zero_nonfinite(magnitude, phase):
     """Set voxels where the magnitude or the phase is NaN/Inf to 0 in both (zero magnitude:
     no weight in any fit, and :class:`~qsmprep.interfaces.fieldmap.FitField` drops voxels
-    without signal in every echo from the mask). Returns ``(magnitude, phase, n_bad_magnitude, n_bad_phase)``."""
+    without signal in every echo from the mask).
+
+    Returns ``(magnitude, phase, n_bad_magnitude, n_bad_phase)``."""
     m = np.asarray(magnitude, np.float32)
     p = np.asarray(phase, np.float32)
     bad_m, bad_p = ~np.isfinite(m), ~np.isfinite(p)

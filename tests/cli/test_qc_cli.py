@@ -64,7 +64,8 @@ def _correlation(chi_path, truth_dir):
     from qsmprep.evaluation import evaluate_chimap
 
     t = truth_dir / "sub-01" / "anat"
-    return evaluate_chimap(chi_path, t / "sub-01_Chimap.nii.gz", t / "sub-01_desc-brain_mask.nii.gz",
+    return evaluate_chimap(chi_path, t / "sub-01_Chimap.nii.gz",
+                           t / "sub-01_desc-brain_mask.nii.gz",
                            t / "sub-01_dseg.nii.gz")["correlation"]
 
 
@@ -85,7 +86,7 @@ def test_phase_units_give_the_radians_map(units, encode, note, bids, radians_run
     gave maps with r 0.09-0.23; now the map is the radians one."""
     out, res = _run(_variant(bids, tmp_path, phase=encode), tmp_path)
     assert res.returncode == 0, res.stdout + res.stderr
-    assert f"read echoes done" in res.stdout and note in res.stdout
+    assert "read echoes done" in res.stdout and note in res.stdout
     assert "phase in radians [-pi, pi)" in radians_run[1].stdout
     truth = bids / "derivatives" / "qsmprep-truth"
     r_rad = _correlation(radians_run[0] / CHI, truth)
