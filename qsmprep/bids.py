@@ -48,6 +48,7 @@ import numpy as np
 from . import __version__
 from .algorithms.dipole import b0_direction_from_affine, voxel_size_from_affine
 from .errors import UserInputError
+from .algorithms.phase import GAMMA_BAR_HZ_PER_T
 from .qc.inputs import check_field_strength
 
 __all__ = [
@@ -103,6 +104,7 @@ class Run:
     phase: tuple[str, ...]
     echo_times: tuple[float, ...]
     field_strength: float
+    field_strength_source: str = "MagneticFieldStrength"  # or "ImagingFrequency" (see below)
     n_channels: int = 1                      # > 1: uncombined, channels on the 4th axis
     body_magnitude: tuple[str, ...] = ()     # body-coil reference (acq-<acq>body), if any
     body_phase: tuple[str, ...] = ()
@@ -522,9 +524,10 @@ def _make_run(layout, key, files) -> Run:
         phases.append(os.path.abspath(parts["phase"]))
 
     echo_times, fields = [], []
+    sources = []
     for mag, phase in zip(mags, phases):
-        te, b0 = _read_sidecar_values(layout, mag, required=True)
-        te_p, b0_p = _read_sidecar_values(layout, phase, required=False)
+        te, b0, b0_source = _read_sidecar_values(layout, mag, required=True)
+        te_p, b0_p, _ = _read_sidecar_values(layout, phase, required=False)
         if te_p is not None and not math.isclose(te, te_p, rel_tol=0, abs_tol=1e-6):
             raise UserInputError(
                 f"EchoTime differs between {mag} ({te} s) and its phase image {phase} "
@@ -532,14 +535,15 @@ def _make_run(layout, key, files) -> Run:
             )
         echo_times.append(te)
         fields.append((mag, b0))
+        sources.append(b0_source)
         if b0_p is not None:
             fields.append((phase, b0_p))
     for path, b0 in fields[1:]:
-        if not math.isclose(b0, fields[0][1], rel_tol=1e-6):
+        if not math.isclose(b0, fields[0][1], rel_tol=1e-4):
             raise UserInputError(
-                f"MagneticFieldStrength is {b0} T in the sidecar of {path} but "
-                f"{fields[0][1]} T for {fields[0][0]}. All echoes of a run must agree; fix "
-                "the sidecars."
+                f"The field strength is {b0:.5g} T in the sidecar of {path} but "
+                f"{fields[0][1]:.5g} T for {fields[0][0]} (from MagneticFieldStrength, or "
+                "ImagingFrequency where given). All echoes of a run must agree; fix the sidecars."
             )
     for i in range(1, len(echo_times)):
         if echo_times[i] <= echo_times[i - 1]:
@@ -552,7 +556,7 @@ def _make_run(layout, key, files) -> Run:
     return Run(subject=subject, session=session, acquisition=acq, reconstruction=rec, run=run,
                suffix=suffix, magnitude=tuple(mags), phase=tuple(phases),
                echo_times=tuple(echo_times), field_strength=float(fields[0][1]),
-               n_channels=n_channels)
+               field_strength_source=sources[0], n_channels=n_channels)
 
 
 def _key_prefix(key) -> str:
@@ -562,7 +566,12 @@ def _key_prefix(key) -> str:
 
 
 def _read_sidecar_values(layout, path, required: bool):
-    """(EchoTime s, MagneticFieldStrength T) from the inherited sidecars of ``path``."""
+    """(EchoTime s, B0 T, where B0 came from) from the inherited sidecars of ``path``.
+
+    B0 is ``ImagingFrequency`` (MHz) / 42.577478 where the sidecar has it: a scanner
+    labelled 3 T may run at 2.89 T, a 3.6% error in every ppm value. It must agree with
+    ``MagneticFieldStrength`` to 10% (a larger gap means one of them is wrong).
+    """
     try:
         meta = layout.get_metadata(path)
     except Exception as err:
@@ -580,12 +589,7 @@ def _read_sidecar_values(layout, path, required: bool):
                 )
             values.append(None)
             continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 \
-                or not math.isfinite(value):
-            raise UserInputError(
-                f"{key} of {path} is {json.dumps(value)}; it must be a positive number in "
-                f"{unit}. Fix {_sidecar_name(path)}."
-            )
+        _check_positive(key, value, unit, path)
         if key == "EchoTime" and value > 1:
             raise UserInputError(
                 f"EchoTime of {path} is {value}, which looks like milliseconds; BIDS requires "
@@ -594,7 +598,27 @@ def _read_sidecar_values(layout, path, required: bool):
         if key == "MagneticFieldStrength":
             check_field_strength(value, path, key, _sidecar_name(path))
         values.append(float(value))
-    return tuple(values)
+    te, b0 = values
+    freq = meta.get("ImagingFrequency")
+    if freq is None or b0 is None:
+        return te, b0, "MagneticFieldStrength"
+    _check_positive("ImagingFrequency", freq, "MHz", path)
+    b0_freq = float(freq) * 1e6 / GAMMA_BAR_HZ_PER_T
+    if abs(b0_freq - b0) > 0.1 * b0:
+        raise UserInputError(
+            f"The sidecar of {path} gives MagneticFieldStrength {b0:g} T but ImagingFrequency "
+            f"{freq:g} MHz, which is {b0_freq:.4g} T for protons: one of them is wrong. Fix "
+            f"{_sidecar_name(path)} (ImagingFrequency in MHz, MagneticFieldStrength in tesla).")
+    return te, b0_freq, "ImagingFrequency"
+
+
+def _check_positive(key, value, unit, path):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 \
+            or not math.isfinite(value):
+        raise UserInputError(
+            f"{key} of {path} is {json.dumps(value)}; it must be a positive number in "
+            f"{unit}. Fix {_sidecar_name(path)}."
+        )
 
 
 def _sidecar_name(path) -> str:
@@ -696,7 +720,7 @@ def format_run_summary(runs, geometries=None) -> str:
         rows.append((
             r.subject, r.session or "-", ids or "-", r.suffix, str(r.n_echoes),
             ", ".join(f"{te * 1000:.4g}" for te in r.echo_times),
-            f"{r.field_strength:g}",
+            f"{r.field_strength:.4g}",
             "x".join(str(n) for n in g.shape),
             "x".join(f"{v:.3g}" for v in g.voxel_size),
             "(" + ", ".join(f"{v:.3f}" for v in g.b0_direction) + ")",

@@ -155,6 +155,37 @@ def test_sidecar_inheritance(tmp_path):
     assert run.field_strength == 2.89 and run.echo_times == (0.004, 0.008)
 
 
+def _set_key(files, key, value):
+    for path in files.values():
+        side = Path(str(path).replace(".nii.gz", ".json"))
+        meta = json.loads(side.read_text())
+        meta[key] = value
+        side.write_text(json.dumps(meta))
+
+
+def test_imaging_frequency_gives_the_true_field_strength(tmp_path):
+    """A scanner labelled 3 T running at 123.2 MHz is at 2.8935 T: ImagingFrequency wins and
+    the run records where B0 came from."""
+    root = make_dataset(tmp_path / "ds")
+    _set_key(add_run(root, echo_times=(0.004, 0.008)), "ImagingFrequency", 123.2)
+    (run,) = find_runs(root)
+    assert run.field_strength == pytest.approx(123.2 / 42.577478, rel=1e-9)
+    assert run.field_strength_source == "ImagingFrequency"
+    root2 = make_dataset(tmp_path / "ds2")
+    add_run(root2, echo_times=(0.004, 0.008))
+    (run,) = find_runs(root2)
+    assert (run.field_strength, run.field_strength_source) == (3.0, "MagneticFieldStrength")
+
+
+def test_imaging_frequency_contradicting_field_strength_is_refused(tmp_path):
+    root = make_dataset(tmp_path / "ds")
+    _set_key(add_run(root, echo_times=(0.004, 0.008)), "ImagingFrequency", 63.9)  # 1.5 T
+    with pytest.raises(UserInputError) as err:
+        find_runs(root)
+    msg = one_paragraph(err)
+    assert "ImagingFrequency" in msg and "MagneticFieldStrength" in msg and ".json" in msg
+
+
 # --------------------------------------------------------------- input errors
 def _drop_key(files, part, echo, key):
     side = Path(str(files[(part, echo)]).replace(".nii.gz", ".json"))

@@ -27,6 +27,9 @@ class _DerivInputSpec(BaseInterfaceInputSpec):
     prefix = traits.Str(mandatory=True, desc="BIDS entity prefix of the run")
     source_files = InputMultiObject(File(exists=True), mandatory=True)
     field_strength = traits.Float(mandatory=True, desc="B0 (T)")
+    field_strength_source = traits.Str("MagneticFieldStrength", usedefault=True,
+                                       desc="sidecar key B0 came from (ImagingFrequency/42.577478 "
+                                            "or MagneticFieldStrength)")
     pipeline = traits.Str(mandatory=True, desc="preset name")
     chi = File(exists=True, mandatory=True)
     mask = File(exists=True, mandatory=True, desc="brain mask")
@@ -78,7 +81,8 @@ class WriteDerivatives(SimpleInterface):
         sources = [_bids_uri(f, i.bids_dir) for f in i.source_files]
         common = {"Sources": sources, "SkullStripped": True,
                   "GeneratedBy": {"Name": "qsmprep", "Version": __version__, "Pipeline": i.pipeline},
-                  "MagneticFieldStrength": i.field_strength}
+                  "MagneticFieldStrength": i.field_strength,
+                  "MagneticFieldStrengthSource": i.field_strength_source}
         if params["coil_parameters"]:
             common["CoilCombination"] = params["coil_parameters"]
         if params["input_parameters"]:

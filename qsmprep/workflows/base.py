@@ -46,7 +46,8 @@ def init_participant_wf(*, runs, geometries, bids_dir, output_dir, work_dir, pip
             session=run.session or "", prefix=run.prefix,
             source_files=list(run.magnitude) + list(run.phase) + list(run.body_magnitude)
             + list(run.body_phase),
-            field_strength=run.field_strength, pipeline=p.name),
+            field_strength=run.field_strength,
+            field_strength_source=run.field_strength_source, pipeline=p.name),
             name=f"derivatives_{run.node_id}", run_without_submitting=True, mem_gb=0.5)
         outputs = ["chi", "mask", "chi_mask", "total_field", "magnitude", "input_parameters",
                    "mask_parameters", "unwrap_parameters", "inversion_parameters"]
