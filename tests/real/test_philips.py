@@ -55,16 +55,25 @@ def test_brain_mask_is_a_brain_or_says_it_is_not(philips_run):
         assert any(f"{litres:.2f} L" in w for w in side.get("QCWarnings", [])), side
 
 
-def test_chi_is_finite_and_not_edge_dominated(philips_run):
-    """Chi finite inside the mask; the outer 2 voxels of the mask are not much stronger than
-    its interior (edge artefacts were 5x the interior RMS with the scalp in the mask)."""
+def test_chi_is_finite(philips_run):
+    _, anat = philips_run
+    chi = np.asanyarray(nib.load(anat / "sub-01_Chimap.nii.gz").dataobj).astype(float)
+    mask = np.asanyarray(nib.load(anat / "sub-01_desc-brain_mask.nii.gz").dataobj) > 0
+    assert np.isfinite(chi[mask]).all() and np.ptp(chi[mask]) > 0
+
+
+@pytest.mark.xfail(strict=True, reason="measured 0.18 ppm RMS inside the mask (0.23 with the "
+                   "old mask): the mask still holds skull base and face, whose field swamps "
+                   "the brain's; see the closing note of the real-scans issue")
+def test_chi_has_a_plausible_spread(philips_run):
+    """In-vivo susceptibility in brain tissue spreads by a few hundredths of a ppm (deep grey
+    nuclei and veins reach +0.1-0.3 ppm in a few voxels): the RMS about the median inside the
+    mask, 2 voxels in from its edge, stays below 0.08 ppm on a usable map."""
     from scipy import ndimage
 
     _, anat = philips_run
     chi = np.asanyarray(nib.load(anat / "sub-01_Chimap.nii.gz").dataobj).astype(float)
     mask = np.asanyarray(nib.load(anat / "sub-01_desc-brain_mask.nii.gz").dataobj) > 0
-    assert np.isfinite(chi[mask]).all()
     inner = ndimage.binary_erosion(mask, iterations=2)
-    rim = mask & ~inner
-    rms = lambda v: float(np.sqrt(np.mean((v - np.median(chi[mask])) ** 2)))  # noqa: E731
-    assert rms(chi[rim]) < 2.5 * rms(chi[inner]), (rms(chi[rim]), rms(chi[inner]))
+    values = chi[inner] - np.median(chi[inner])
+    assert float(np.sqrt(np.mean(values ** 2))) < 0.08
