@@ -29,7 +29,7 @@ from scipy import ndimage
 from .magnitude import rss
 
 __all__ = ["otsu_threshold", "ball", "magnitude_mask", "largest_component", "clean_mask",
-           "phase_quality", "phase_quality_mask"]
+           "phase_quality", "phase_quality_mask", "opened_within"]
 
 
 def otsu_threshold(values, bins: int = 256) -> float:
@@ -163,8 +163,16 @@ def phase_quality_mask(magnitude, phase, voxel_size, quality_threshold: float = 
     fg = mag_mask & (q > quality_threshold)
     if not fg.any():
         raise ValueError(f"no voxel has phase quality above {quality_threshold}")
-    if open_mm > 0:
+    return opened_within(fg, voxel_size, open_mm, erode_mm=erode_mm)
+
+
+def opened_within(mask, voxel_size, open_mm: float, erode_mm: float = 0.0) -> np.ndarray:
+    """Morphological opening by a ball of ``open_mm`` that keeps the largest eroded
+    component and dilates it back inside ``mask`` (thin bridges and islands go), then
+    :func:`clean_mask` (largest component, holes filled, erosion by ``erode_mm``)."""
+    fg = np.asarray(mask, bool)
+    if open_mm > 0 and fg.any():
         st = ball(open_mm, voxel_size)
         core = largest_component(ndimage.binary_erosion(fg, structure=st))
         fg = ndimage.binary_dilation(core, structure=st) & fg if core.any() else fg
-    return clean_mask(fg, voxel_size, erode_mm=erode_mm)
+    return clean_mask(fg, voxel_size, erode_mm=erode_mm) if fg.any() else fg

@@ -9,7 +9,7 @@ from nipype.interfaces.base import (BaseInterfaceInputSpec, File, SimpleInterfac
                                     isdefined, traits)
 
 from ..algorithms.bet import brain_extraction
-from ..algorithms.masking import (ball, clean_mask, magnitude_mask, phase_quality,
+from ..algorithms.masking import (ball, clean_mask, magnitude_mask, opened_within, phase_quality,
                                   phase_quality_mask)
 from ..errors import UserInputError
 from ..qc import add_warnings
@@ -129,8 +129,8 @@ class NativeBrainMask(SimpleInterface):
                                     f"{res.restarts} smoother restarts: look at the mask")
         if isdefined(i.phase) and res.mode != "premasked":
             phase = self._phase(mag)
-            refined = mask & (phase_quality(mag, phase) > i.quality_threshold)
-            refined = clean_mask(refined, vs) if refined.any() else refined
+            refined = opened_within(mask & (phase_quality(mag, phase) > i.quality_threshold),
+                                    vs, i.open_mm)
             if refined.sum() >= 0.5 * mask.sum():
                 params["PhaseQualityThreshold"] = i.quality_threshold
                 params["PhaseQualityRemovedVoxels"] = int(mask.sum() - refined.sum())
