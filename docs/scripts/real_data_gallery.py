@@ -80,7 +80,8 @@ def render_run(anat: Path, fmap: Path, prefix: str, png: Path, title: str) -> di
         chi, _ = _load(chi_path)
         rows.append((f"chi (ppm, +-{CHI_WINDOW_PPM:g})", chi, "gray",
                      (-CHI_WINDOW_PPM, CHI_WINDOW_PPM), "ppm"))
-    fig, axes = plt.subplots(len(rows), 3, figsize=(9, 2.9 * len(rows)), squeeze=False)
+    fig, axes = plt.subplots(len(rows), 3, figsize=(9, 2.2 * len(rows) + 0.4), squeeze=False,
+                             layout="constrained")
     aspects = _aspects(zooms)
     for r, (label, vol, cmap, (lo, hi), unit) in enumerate(rows):
         for c, (sl, msl) in enumerate(zip(_slices(vol, centre), _slices(mask, centre))):
@@ -93,7 +94,7 @@ def render_run(anat: Path, fmap: Path, prefix: str, png: Path, title: str) -> di
             if c == 0:
                 ax.set_title(label, loc="left", fontsize=9)
         if unit:
-            fig.colorbar(im, ax=axes[r].tolist(), fraction=0.02, pad=0.01)
+            fig.colorbar(im, ax=axes[r].tolist(), fraction=0.02, pad=0.01, shrink=0.9)
     fig.suptitle(title, fontsize=10)
     png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, dpi=90)
