@@ -16,9 +16,10 @@ from scipy.stats import chi2
 
 from .magnitude import scaled_magnitude
 from .masking import largest_component
-from .phase import GAMMA_BAR_HZ_PER_T, rad_per_s_to_ppm
+from .phase import GAMMA_BAR_HZ_PER_T, rad_per_s_to_ppm, wrap
 
-__all__ = ["FieldFit", "fit_field", "fit_field_nonlinear", "line_fit", "quality_mask"]
+__all__ = ["FieldFit", "echo_inconsistency", "fit_field", "fit_field_nonlinear", "line_fit",
+           "quality_mask"]
 
 
 def line_fit(y, x, weights=None, rel_tol=0.0, dtype=np.float32):
@@ -169,7 +170,43 @@ def _background_sigma2(mag, mask) -> float:
     return max(mean * mean * 2.0 / np.pi, 1e-12)
 
 
-def quality_mask(mask, field_ppm, b0_tesla, delta_te, max_jump: float = 0.3) -> np.ndarray:
+def echo_inconsistency(unwrapped, magnitudes, echo_times, fit: FieldFit, b0_tesla, mask,
+                       p_value: float = 1e-3, phase_floor_rad: float = 1e-3) -> np.ndarray | None:
+    """Voxels whose echoes disagree with the fitted line beyond their noise (bool map), or
+    None with fewer than three echoes (two echoes fit any line exactly).
+
+    Per voxel ``c2 = sum_n M_n^2 wrap(p_n - phi0 - omega TE_n)^2`` (``M`` scaled magnitudes,
+    ``p`` the unwrapped phases, ``phi0``/``omega`` from ``fit``), which is
+    ``sigma^2 chi2(n - 2)`` where the phase evolves linearly in time. ``sigma^2`` is its median
+    inside ``mask`` over the chi2 median (robust), floored at a phase noise of
+    ``phase_floor_rad`` at the median first-echo magnitude (noise-free data); a voxel is
+    inconsistent where ``c2 / sigma^2`` exceeds the chi2(n - 2) quantile ``1 - p_value``.
+    Intravoxel dephasing (a steep field inside the voxel) makes the phase of the voxel sum
+    non-linear in TE and is caught here; a voxel whose whole phase history sits on one alias
+    of the line (echo-spacing aliasing with equally spaced echoes) is not: see
+    :func:`quality_mask`'s ``phase_offset``. On the 2 mm 3 T head phantom (SNR 100) the brain
+    voxels more than 0.05 ppm wrong have a median ``c2 / sigma^2`` of 475 (10th percentile 67,
+    threshold 13.8 for four echoes); on noise-free data the residual is ~1e-6 rad.
+    """
+    p = np.asarray(unwrapped, np.float32)
+    if p.ndim < 4 or p.shape[-1] < 3:
+        return None
+    n = p.shape[-1]
+    mask = np.asarray(mask, bool)
+    te = np.asarray(echo_times, np.float32)
+    omega = fit.field_ppm / np.float32(rad_per_s_to_ppm(1.0, b0_tesla))
+    r = wrap(p - (fit.phase_offset[..., None] + omega[..., None] * te))
+    w = scaled_magnitude(magnitudes) ** 2
+    c2 = (w * r * r).sum(-1)
+    if not mask.any():
+        return np.zeros(mask.shape, bool)
+    sigma2 = float(np.median(c2[mask])) / chi2.median(n - 2)
+    sigma2 = max(sigma2, phase_floor_rad ** 2 * float(np.median(w[..., 0][mask])), 1e-30)
+    return (c2 / sigma2 > chi2.isf(p_value, n - 2)) & mask
+
+
+def quality_mask(mask, field_ppm, b0_tesla, delta_te, max_jump: float = 0.3, inconsistent=None,
+                 phase_offset=None, max_offset_jump: float = np.pi / 2) -> np.ndarray:
     """Drop voxels where the field is not spatially consistent with correct unwrapping.
 
     Where the phase changes by more than pi per voxel (steep gradients next to air
@@ -178,6 +215,19 @@ def quality_mask(mask, field_ppm, b0_tesla, delta_te, max_jump: float = 0.3) -> 
     spatial unwrapping worked on, s). Voxels with a jump larger than ``max_jump``
     wrap steps to a neighbour inside ``mask`` are removed, then the largest
     connected component is kept, which also drops the islands the jumps enclose.
+
+    A jump alone does not prove an error: a true field can be steep (0.29 ppm between
+    neighbours, 0.7 wrap steps, next to a 0.5 ppm cylinder at 7 T with 8 ms spacing) and
+    correctly unwrapped. With ``inconsistent`` (:func:`echo_inconsistency`, >= 3 echoes) a
+    jump counts only where the data say something is wrong: one of its voxels has echoes
+    off the fitted line (dephasing), or, with ``phase_offset`` (the fit's, radians), the
+    offset itself jumps by more than ``max_offset_jump`` between the two voxels (an island
+    on the next alias of the echo spacing has its offset moved by ``2 pi TE1 / delta_te``;
+    the receiver offset is smooth). On the noise-free qsm-forward 7 T cylinders (1 mm, TE
+    4/12/20/28 ms) this removes 0 voxels instead of 5,196; on the 3 T head phantom it removes
+    the same dephased rim (750 of the brain's voxels instead of 753, the same 25 voxels
+    > 0.05 ppm kept). Without ``inconsistent`` (two echoes: no residual) every jump counts.
+
     With the spanning-tree unwrapping of the echo difference
     (:func:`qsmprep.algorithms.unwrap.temporal_unwrap`) there are no islands left on the
     2 mm head phantom (3 T, 8 ms spacing, ``tests/algorithms/test_unwrap_islands.py``);
@@ -189,6 +239,8 @@ def quality_mask(mask, field_ppm, b0_tesla, delta_te, max_jump: float = 0.3) -> 
     mask = np.asarray(mask, bool)
     f = np.asarray(field_ppm, np.float32)
     step = 1e6 / (GAMMA_BAR_HZ_PER_T * b0_tesla * delta_te)
+    bad = None if inconsistent is None else np.asarray(inconsistent, bool)
+    off = None if phase_offset is None else np.asarray(phase_offset, np.float32)
     keep = mask.copy()
     for ax in range(3):
         n = mask.shape[ax]
@@ -198,6 +250,11 @@ def quality_mask(mask, field_ppm, b0_tesla, delta_te, max_jump: float = 0.3) -> 
         hi[ax] = slice(1, n)
         lo, hi = tuple(lo), tuple(hi)
         jump = (np.abs(f[hi] - f[lo]) > max_jump * step) & mask[lo] & mask[hi]
+        if bad is not None:
+            evidence = bad[lo] | bad[hi]
+            if off is not None:
+                evidence |= np.abs(wrap(off[hi] - off[lo])) > max_offset_jump
+            jump &= evidence
         keep[lo] &= ~jump
         keep[hi] &= ~jump
     return largest_component(keep)
