@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from qsmprep.algorithms.phase import (GAMMA_BAR_HZ_PER_T, hz_to_ppm, ppm_to_hz, rad_per_s_to_ppm,
                                       rescale_phase, wrap)
@@ -106,3 +107,54 @@ def test_unit_conversions():
     assert hz_to_ppm(127.732434, 3.0) == pytest.approx(1.0, rel=1e-6)
     assert rad_per_s_to_ppm(2 * np.pi * 127.732434, 3.0) == pytest.approx(1.0, rel=1e-6)
     assert hz_to_ppm(ppm_to_hz(0.37, 7.0), 7.0) == pytest.approx(0.37)
+
+
+def _ringing_phantom(f=6, n=(32, 32, 16)):
+    """Complex object on an f-times finer grid: a dim ball (phase 0) inside a bright shell
+    4 voxels further out (3x, phase 1 rad, like scalp fat at the first echo). Returns the
+    acquisition as k-space cropped to ``n`` (truncated Fourier series: Gibbs ringing), the
+    box average of the fine grid (no ringing) and the ball's voxels."""
+    fine = [m * f for m in n]
+    c = [np.arange(m) - (m - 1) / 2 for m in fine]
+    r = np.sqrt(c[0][:, None, None] ** 2 + c[1][None, :, None] ** 2
+                + (2 * c[2][None, None, :]) ** 2) / f
+    obj = np.where(r < 7.0, 1.0, 0.0) + np.where((r >= 11.0) & (r < 14.0), 3.0 * np.exp(1j), 0)
+    k = np.fft.fftshift(np.fft.fftn(obj))
+    sl = tuple(slice(m * f // 2 - m // 2, m * f // 2 + m // 2) for m in n)
+    acq = np.fft.ifftn(np.fft.ifftshift(k[sl])) / f ** 3
+    box = obj.reshape(n[0], f, n[1], f, n[2], f).mean(axis=(1, 3, 5))
+    inside = ndimage.binary_erosion(np.abs(box) > 0.999)
+    return acq, box, inside
+
+
+def test_apodise_kspace_suppresses_gibbs_ringing_in_phase():
+    from qsmprep.algorithms.phase import apodise_kspace
+
+    acq, box, inside = _ringing_phantom()
+    mag, ph = np.abs(acq).astype(np.float32), np.angle(acq).astype(np.float32)
+    err0 = angular_diff(ph, np.angle(box))[inside]
+    amag, aph = apodise_kspace(mag, ph, alpha=0.3)
+    err1 = angular_diff(aph, np.angle(box))[inside]
+    assert amag.dtype == np.float32 and aph.dtype == np.float32
+    # the shell's ringing in the ball's phase: measured rms 0.033 -> 0.019, max 0.17 -> 0.10 rad
+    assert np.sqrt(np.mean(err1 ** 2)) < 0.7 * np.sqrt(np.mean(err0 ** 2))
+    assert err1.max() < 0.75 * err0.max()
+    # every echo the same (4-D input), alpha 0 is the identity
+    m4, p4 = apodise_kspace(np.stack([mag, mag], -1), np.stack([ph, ph], -1), alpha=0.3)
+    assert angular_diff(p4[..., 1], aph).max() < 1e-5
+    m0, p0 = apodise_kspace(mag, ph, alpha=0.0)
+    np.testing.assert_array_equal(m0, mag)
+    assert angular_diff(p0, ph).max() < 1e-6
+
+
+def test_apodise_kspace_keeps_the_passband():
+    """A complex exponential inside the untapered band passes unchanged."""
+    from qsmprep.algorithms.phase import apodise_kspace, tukey_taper
+
+    x = np.arange(32)[:, None, None]
+    ph = np.broadcast_to(2 * np.pi * 3 * x / 32, (32, 8, 8)).astype(np.float32)  # 3 cycles
+    m, p = apodise_kspace(np.ones(ph.shape, np.float32), ph, alpha=0.3, axes=(0,))
+    np.testing.assert_allclose(m, 1.0, atol=1e-5)
+    assert angular_diff(p, ph).max() < 1e-5
+    w = tukey_taper(32, 0.3)
+    assert w[0] == 1.0 and w[16] == 0.0 and np.all(np.diff(w[:17]) <= 0)
