@@ -24,11 +24,10 @@ import io
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
-from qsmprep.config import (Config, available_variants, list_presets, load_pipeline,
-                            pipeline_available)
+from qsmprep.config import (Config, available_variants, build_pipeline, list_presets,
+                            load_pipeline, pipeline_available)
 from qsmprep.evaluation import evaluate_chimap
 from qsmprep.simulation.dataset import write_simulated_dataset
 from qsmprep.simulation.scorecard import scorecard_datasets
@@ -37,9 +36,8 @@ def variants():
     """(label, PipelineSettings): default, one method swapped per stage, then the presets."""
     base = load_pipeline("default")
     rows = [("default", base)]
-    for label, changes in available_variants(base):
-        rows.append((label, replace(base, **changes)))
-    rows += [(f"preset:{p}", load_pipeline(p)) for p in list_presets()
+    rows += available_variants(base)
+    rows += [(f"preset:{p}", build_pipeline(p)[0]) for p in list_presets()
              if p != "default" and pipeline_available(load_pipeline(p))]
     return rows
 

@@ -1,20 +1,25 @@
 """The run configuration: one frozen dataclass, built only by the CLI.
 
 Built from defaults, then a preset pipeline TOML (``--pipeline NAME|FILE``), then
-command-line flags, and passed down as explicit arguments. Nothing here is
-global or mutable.
+command-line flags, then ``--fsl`` (:func:`build_pipeline`), and passed down as explicit
+arguments: the :class:`Config` is the pipeline that runs. Nothing here is global or
+mutable. Stages and methods come from :mod:`qsmprep.methods`.
 """
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from types import MappingProxyType
 
+from . import methods as reg
 from .errors import UserInputError
 
 __all__ = ["PipelineSettings", "Config", "PRESET_DIR", "list_presets", "load_pipeline",
-           "resolve_fsl_methods", "method_available", "pipeline_available", "available_variants"]
+           "with_overrides", "build_pipeline", "resolve_fsl_methods", "describe_methods",
+           "pipeline_available", "available_variants"]
 
 # presets live in the top-level workflows/ folder; the wheel carries them as package data
 _REPO_PRESETS = Path(__file__).resolve().parent.parent / "workflows"
@@ -22,95 +27,46 @@ _PKG_PRESETS = Path(__file__).resolve().parent / "data" / "pipelines"
 PRESET_DIR = _REPO_PRESETS if _REPO_PRESETS.is_dir() else _PKG_PRESETS
 
 
+def _default_methods():
+    return MappingProxyType({s.name: s.default for s in reg.STAGES})
+
+
+def _default_params():
+    return MappingProxyType({(m.stage, m.name): m.params() for m in reg.METHODS})
+
+
 @dataclass(frozen=True)
 class PipelineSettings:
-    """Method choices and parameters of one pipeline (one preset TOML)."""
+    """The method of every stage and the parameters of every method (one preset TOML).
+
+    ``methods``: stage -> method name; ``params``: (stage, method) -> that method's frozen
+    parameter dataclass, for every method (so that switching a stage's method with a flag
+    keeps what the TOML set for it). Use :meth:`method` and :meth:`params_of`.
+    """
 
     name: str = "default"
     description: str = ""
-    coil_method: str = "auto"
-    coil_poly_order: int = 2
-    mask_method: str = "bet"
-    mask_open_mm: float = 4.0
-    mask_erode_mm: float = 0.0
-    mask_quality_threshold: float = 0.9
-    bet_frac: float = 0.5
-    bet_d1_mm: float = 20.0
-    bet_d2_mm: float = 10.0
-    bet_iterations: int = 1000
-    unwrap_method: str = "temporal"
-    romeo_template_echo: int = 2
-    echo_fit: str = "linear"
-    phase_offset: str = "fit"
-    consistency_mask: bool = True
-    r2star_method: str = "arlo"
-    background_method: str = "pdf"
-    vsharp_radii_mm: tuple = ()
-    vsharp_threshold: float = 0.05
-    sharp_radius_mm: float = 6.0
-    pdf_max_iter: int = 50
-    inversion_method: str = "tv"
-    l2_lambda: float | None = None
-    lambda_rule: str = "upre"
-    tkd_threshold: float = 0.19
-    cg_max_iter: int = 80
+    methods: MappingProxyType = field(default_factory=_default_methods, hash=False)
+    params: MappingProxyType = field(default_factory=_default_params, hash=False, repr=False)
+
+    def method(self, stage: str) -> str:
+        return self.methods[stage]
+
+    def params_of(self, stage: str, method: str | None = None):
+        return self.params[(stage, method or self.methods[stage])]
+
+    def with_method(self, stage: str, method: str) -> "PipelineSettings":
+        return replace(self, methods=MappingProxyType({**self.methods, stage: method}))
+
+    def with_params(self, stage: str, method: str, **changes) -> "PipelineSettings":
+        key = (stage, method)
+        return replace(self, params=MappingProxyType(
+            {**self.params, key: replace(self.params[key], **changes)}))
 
     @property
     def uses_background_step(self) -> bool:
-        """Total-field methods (tfi, preconditioned) do their own background handling."""
-        return self.inversion_method not in TOTAL_FIELD_METHODS
-
-
-# inversion methods that take the total field and need no separate background step
-TOTAL_FIELD_METHODS = ("tfi", "preconditioned")
-
-CHOICES = {
-    "coil_method": ("auto", "bodycoil", "mcpc3ds", "adaptive"),
-    "mask_method": ("bet", "fsl_bet", "phase_quality", "magnitude"),
-    "unwrap_method": ("temporal", "laplacian", "romeo", "prelude"),
-    "echo_fit": ("linear", "nonlinear"),
-    "phase_offset": ("fit", "mcpc3ds"),
-    "r2star_method": ("arlo", "loglinear"),
-    "background_method": ("pdf", "vsharp", "sharp"),
-    "inversion_method": ("l2", "tkd", "cg", "focuss", "tv", "tfi", "preconditioned", "deepqsm"),
-    "lambda_rule": ("upre", "gcv", "lcurve"),
-}
-
-# methods that run an FSL program, and the native method used instead when FSL is absent
-# under --fsl auto / never
-FSL_METHODS = {"mask_method": ("fsl_bet", "bet"), "unwrap_method": ("prelude", "romeo")}
-
-# TOML table/key -> PipelineSettings field
-_TOML_KEYS = {
-    ("pipeline", "name"): "name",
-    ("pipeline", "description"): "description",
-    ("coils", "method"): "coil_method",
-    ("coils", "poly_order"): "coil_poly_order",
-    ("mask", "method"): "mask_method",
-    ("mask", "open_mm"): "mask_open_mm",
-    ("mask", "erode_mm"): "mask_erode_mm",
-    ("mask", "quality_threshold"): "mask_quality_threshold",
-    ("mask", "bet_frac"): "bet_frac",
-    ("mask", "bet_d1_mm"): "bet_d1_mm",
-    ("mask", "bet_d2_mm"): "bet_d2_mm",
-    ("mask", "bet_iterations"): "bet_iterations",
-    ("unwrap", "method"): "unwrap_method",
-    ("unwrap", "template_echo"): "romeo_template_echo",
-    ("echoes", "fit"): "echo_fit",
-    ("echoes", "consistency_mask"): "consistency_mask",
-    ("echoes", "phase_offset"): "phase_offset",
-    ("echoes", "r2star_method"): "r2star_method",
-    ("background", "method"): "background_method",
-    ("background", "vsharp_radii_mm"): "vsharp_radii_mm",
-    ("background", "vsharp_threshold"): "vsharp_threshold",
-    ("background", "sharp_radius_mm"): "sharp_radius_mm",
-    ("background", "pdf_max_iter"): "pdf_max_iter",
-    ("inversion", "method"): "inversion_method",
-    ("inversion", "lambda"): "l2_lambda",
-    ("inversion", "lambda_rule"): "lambda_rule",
-    ("inversion", "tkd_threshold"): "tkd_threshold",
-    ("inversion", "cg_max_iter"): "cg_max_iter",
-}
+        """Total-field inversions (tfi, preconditioned) do their own background handling."""
+        return reg.method("inversion", self.methods["inversion"]).consumes != "total_field"
 
 
 @dataclass(frozen=True)
@@ -124,7 +80,8 @@ class Config:
     participant_labels: tuple = ()
     session_labels: tuple = ()
     bids_filters: dict = field(default_factory=dict, hash=False)
-    pipeline: PipelineSettings = PipelineSettings()
+    pipeline: PipelineSettings = PipelineSettings()  # FSL methods resolved: what runs
+    pipeline_notes: tuple = ()  # one line per --fsl substitution, for the console and log
     nprocs: int = 1
     omp_nthreads: int = 1
     mem_gb: float | None = None
@@ -139,8 +96,22 @@ def list_presets() -> list[str]:
     return sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
 
 
+def _known_settings() -> str:
+    out = ["[pipeline] name", "[pipeline] description"]
+    for st in reg.STAGES:
+        out.append(f"[{st.name}] method")
+        for m in reg.methods_of(st.name):
+            out += [f"[{st.name}.{m.name}] {f.name}" for f in fields(m.params)]
+    return ", ".join(out)
+
+
 def load_pipeline(name_or_path: str) -> PipelineSettings:
-    """Read a preset by name (``workflows/NAME.toml``) or a TOML file path."""
+    """Read a preset by name (``workflows/NAME.toml``) or a TOML file path.
+
+    Tables: ``[pipeline]`` (name, description) and one per stage with its ``method`` and,
+    in a sub-table per method (``[background.pdf]``), that method's parameters; a parameter
+    written in the stage table itself applies to the stage's chosen method.
+    """
     path = Path(name_or_path)
     if not (path.suffix == ".toml" or path.exists()):
         path = PRESET_DIR / f"{name_or_path}.toml"
@@ -154,183 +125,204 @@ def load_pipeline(name_or_path: str) -> PipelineSettings:
     except tomllib.TOMLDecodeError as exc:
         raise UserInputError(f"The pipeline file {path} is not valid TOML ({exc}). Fix the "
                              "syntax (see workflows/default.toml for an example).") from None
-    values = {}
+    settings = PipelineSettings(name=path.stem)
+
+    def unknown(where):
+        return UserInputError(f"The pipeline file {path} has an unknown setting {where}. Known "
+                              f"settings: {_known_settings()}.")
+
+    stage_names = {st.name for st in reg.STAGES}
     for table, content in data.items():
         if not isinstance(content, dict):
             raise UserInputError(f"The pipeline file {path} has a top-level key {table!r}: every "
                                  "setting belongs in a table such as [inversion].")
-        for key, value in content.items():
-            target = _TOML_KEYS.get((table, key))
-            if target is None:
-                known = ", ".join(f"[{t}] {k}" for t, k in _TOML_KEYS)
-                raise UserInputError(f"The pipeline file {path} has an unknown setting [{table}] "
-                                     f"{key}. Known settings: {known}.")
-            values[target] = value
-    values.setdefault("name", path.stem)
-    return validate_pipeline(PipelineSettings(**_coerce(values, path)), path)
-
-
-_PY_TYPES = {"float": (int, float), "int": (int,), "bool": (bool,), "str": (str,)}
-
-
-def _coerce(values, source):
-    types = {f.name: f.type for f in fields(PipelineSettings)}
-    out = {}
-    for k, v in values.items():
-        want = _PY_TYPES.get(types[k])
-        if want and (not isinstance(v, want) or (isinstance(v, bool) and bool not in want)):
-            if not (k == "l2_lambda" and v == "auto"):
-                raise UserInputError(f"In {source}, {k} = {v!r} should be of type {types[k]}.")
-        if k == "l2_lambda" and v == "auto":
-            v = None
-        elif k == "vsharp_radii_mm":
-            v = tuple(float(r) for r in v)
-        elif types[k] == "float" and isinstance(v, (int, float)) and not isinstance(v, bool):
-            v = float(v)
-        out[k] = v
-    return out
-
-
-# numeric settings: (lowest value, whether the lowest itself is allowed, highest or None);
-# all must be finite. The others (none today) need only be finite and >= 0.
-_NUMERIC_LIMITS = {
-    "coil_poly_order": (0, True, 6), "mask_open_mm": (0, True, None),
-    "mask_erode_mm": (0, True, None), "mask_quality_threshold": (0, True, 1),
-    "bet_frac": (0, False, 1), "bet_d1_mm": (0, False, None), "bet_d2_mm": (0, False, None),
-    "bet_iterations": (1, True, None), "romeo_template_echo": (1, True, None),
-    "vsharp_radii_mm": (0, False, None), "vsharp_threshold": (0, False, 1),
-    "sharp_radius_mm": (0, False, None), "pdf_max_iter": (1, True, None),
-    "l2_lambda": (0, False, None), "tkd_threshold": (0, False, 1), "cg_max_iter": (1, True, None),
-}
-# the command-line flag of each numeric setting that has one
-_FLAGS = {"l2_lambda": "--lambda"}
-
-
-def _setting_name(key: str, cli: bool) -> str:
-    if cli and key in _FLAGS:
-        return _FLAGS[key]
-    table, name = next(tk for tk, f in _TOML_KEYS.items() if f == key)
-    return f"[{table}] {name}"
-
-
-def _check_numbers(settings: PipelineSettings, source, cli: bool = False) -> None:
-    """Refuse non-finite, negative or out-of-range numeric settings, naming the key (TOML
-    ``[table] key``, or the flag for command-line values) and where it came from."""
-    import math
-
-    for f in fields(PipelineSettings):
-        value = getattr(settings, f.name)
-        if value is None or isinstance(value, (bool, str)):
+        if table == "pipeline":
+            for key, value in content.items():
+                if key not in ("name", "description") or not isinstance(value, str):
+                    raise unknown(f"[pipeline] {key}")
+                settings = replace(settings, **{key: value})
             continue
-        values = value if isinstance(value, tuple) else (value,)
-        low, low_ok, high = _NUMERIC_LIMITS.get(f.name, (0, True, None))
-        for v in values:
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                continue
-            bad = (not math.isfinite(v) or v < low or (v == low and not low_ok)
-                   or (high is not None and v > high))
-            if bad:
-                want = "integer" if f.type == "int" else "number"
-                rng = (f"{'>=' if low_ok else '>'} {low:g}"
-                       + (f" and <= {high:g}" if high is not None else ""))
-                flag = cli and f.name in _FLAGS
-                name = _setting_name(f.name, cli)
-                where = f"The command-line option {name}" if flag else f"{name} in {source}"
+        if table not in stage_names:
+            raise unknown(f"[{table}]")
+        if "method" in content:
+            method = content["method"]
+            if method not in reg.names(table):
                 raise UserInputError(
-                    f"{where} is {v!r}; it must be a finite {want} {rng}. Nothing was run: "
-                    f"fix {'the flag' if flag else 'the setting'} (workflows/default.toml "
-                    "lists the defaults).")
+                    f"In {path}, [{table}] method = {method!r} is not available; choose one "
+                    f"of {', '.join(reg.names(table))}.")
+            settings = settings.with_method(table, method)
+        for key, value in content.items():
+            if key == "method":
+                continue
+            if isinstance(value, dict):
+                if key not in reg.names(table):
+                    raise unknown(f"[{table}.{key}]")
+                settings = _set_params(settings, table, key, value, path)
+            else:
+                settings = _set_params(settings, table, settings.method(table), {key: value},
+                                       path)
+    return validate_pipeline(settings, path)
+
+
+def _set_params(settings, stage, method, values, source):
+    m = reg.method(stage, method)
+    known = {f.name: f for f in fields(m.params)}
+    changes = {}
+    for key, value in values.items():
+        f = known.get(key)
+        if f is None:
+            names = ", ".join(known) or "none"
+            raise UserInputError(
+                f"In {source}, [{stage}] {key} is not a parameter of the {stage} method "
+                f"{method!r} (its parameters: {names}). Put it in the table of the method it "
+                f"belongs to, e.g. [{stage}.<method>].")
+        changes[key] = _coerce(f, value, f"[{stage}.{method}] {key}", source)
+    return settings.with_params(stage, method, **changes)
+
+
+def _coerce(f, value, name, source):
+    default = f.default
+    if f.metadata.get("auto") and (value is None or value == "auto"):
+        return None
+    if isinstance(default, bool) or f.type in ("bool",):
+        ok = isinstance(value, bool)
+    elif isinstance(default, tuple):
+        ok = isinstance(value, (list, tuple)) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        value = tuple(float(v) for v in value) if ok else value
+    elif isinstance(default, str):
+        ok = isinstance(value, str)
+    elif isinstance(default, int) and f.type in ("int",):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:  # float (or auto float)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    if not ok:
+        want = "\"auto\" or a number" if f.metadata.get("auto") else type(default).__name__
+        raise UserInputError(f"In {source}, {name} = {value!r} should be {want}.")
+    return value
 
 
 def validate_pipeline(settings: PipelineSettings, source="the pipeline settings",
-                      cli: bool = False) -> PipelineSettings:
-    _check_numbers(settings, source, cli)
-    for key, allowed in CHOICES.items():
-        value = getattr(settings, key)
-        if value not in allowed:
-            raise UserInputError(f"In {source}, {key} = {value!r} is not available; choose one of "
-                                 f"{', '.join(allowed)}.")
-    if settings.l2_lambda is not None and not settings.l2_lambda > 0:
-        raise UserInputError(f"In {source}, the L2 lambda must be positive or \"auto\".")
+                      flags: dict | None = None) -> PipelineSettings:
+    """Refuse unknown methods and non-finite, negative or out-of-range numbers, naming the
+    setting (TOML ``[stage.method] key``, or the flag for command-line values in ``flags``:
+    (stage, method, key) -> flag) and where it came from. Nothing runs before this passes."""
+    for st in reg.STAGES:
+        if settings.method(st.name) not in reg.names(st.name):
+            raise UserInputError(f"In {source}, [{st.name}] method = "
+                                 f"{settings.method(st.name)!r} is not available; choose one of "
+                                 f"{', '.join(reg.names(st.name))}.")
+    for (stage, method), params in settings.params.items():
+        for key, value, meta in reg.params_table(params):
+            if key == "lambda_rule" and value not in LAMBDA_RULES:
+                raise UserInputError(f"In {source}, [{stage}.{method}] lambda_rule = {value!r} "
+                                     f"is not a rule; choose one of {', '.join(LAMBDA_RULES)}.")
+            values = value if isinstance(value, tuple) else (value,)
+            for v in values:
+                if v is None or isinstance(v, (bool, str)):
+                    continue
+                low, low_ok, high = meta.get("low"), meta.get("low_ok", True), meta.get("high")
+                low = 0 if low is None else low
+                if not math.isfinite(v) or v < low or (v == low and not low_ok) or (
+                        high is not None and v > high):
+                    want = "integer" if isinstance(v, int) else "number"
+                    rng = (f"{'>=' if low_ok else '>'} {low:g}"
+                           + (f" and <= {high:g}" if high is not None else ""))
+                    flag = (flags or {}).get((stage, method, key))
+                    where = (f"The command-line option {flag}" if flag else
+                             f"[{stage}.{method}] {key} in {source}")
+                    raise UserInputError(
+                        f"{where} is {v!r}; it must be a finite {want} {rng}. Nothing was run: "
+                        f"fix {'the flag' if flag else 'the setting'} (workflows/default.toml "
+                        "lists the defaults).")
     return settings
 
 
-def with_overrides(settings: PipelineSettings, **overrides) -> PipelineSettings:
-    """Apply CLI overrides (``None`` values are ignored)."""
-    changes = {k: v for k, v in overrides.items() if v is not None}
-    return validate_pipeline(replace(settings, **changes), "the command-line options", cli=True)
+LAMBDA_RULES = ("upre", "gcv", "lcurve")
+
+
+def with_overrides(settings: PipelineSettings, methods: dict | None = None,
+                   lam: float | None = None) -> PipelineSettings:
+    """Apply command-line overrides: ``methods`` stage -> method (``None`` ignored), then
+    ``--lambda`` on the chosen inversion method (which must have a lambda)."""
+    for stage, method in (methods or {}).items():
+        if method is not None:
+            settings = settings.with_method(stage, method)
+    flags = {}
+    if lam is not None:
+        inv = settings.method("inversion")
+        if "lam" not in {f.name for f in fields(reg.method("inversion", inv).params)}:
+            raise UserInputError(f"--lambda was given but the inversion {inv!r} has no lambda; "
+                                 "leave it out or choose an inversion with one (l2, cg, focuss, "
+                                 "tv, tfi, preconditioned).")
+        settings = settings.with_params("inversion", inv, lam=float(lam))
+        flags[("inversion", inv, "lam")] = "--lambda"
+    return validate_pipeline(settings, "the command-line options", flags)
 
 
 def resolve_fsl_methods(settings: PipelineSettings, fsl_mode: str):
     """Apply ``--fsl auto|require|never`` to the pipeline's FSL-backed methods.
 
-    ``require``: the mask is made by BET and the phase unwrapped by PRELUDE, and a missing
-    FSL stops the run with a message saying how to get it. ``auto``: a pipeline that names
-    ``fsl_bet``/``prelude`` gets them when FSL is installed, else the native method listed in
-    :data:`FSL_METHODS`. ``never``: always the native method. Returns ``(settings, notes)``,
-    the notes being one line per substitution, for the log and the console.
+    ``require``: every stage with an FSL method uses it (BET, PRELUDE), and a missing FSL
+    stops the run with a message saying how to get it. ``auto``: a pipeline that names an
+    FSL method gets it when FSL is installed, else the method's native ``fallback``.
+    ``never``: always the native method. Returns ``(settings, notes)``, the notes being
+    one line per substitution, for the log and the console.
     """
     from .fsl import resolve_fsl
 
-    changes, notes = {}, []
-    for key, (fsl_method, native) in FSL_METHODS.items():
-        asked = getattr(settings, key)
+    notes = []
+    for m in reg.METHODS:
+        if not m.requires.startswith("fsl:"):
+            continue
         if fsl_mode == "require":
-            resolve_fsl("require", fsl_method)  # raises when missing
-            changes[key] = fsl_method
-        elif asked == fsl_method and not resolve_fsl(fsl_mode, fsl_method):
-            changes[key] = native
+            resolve_fsl("require", m.name)  # raises when missing
+            settings = settings.with_method(m.stage, m.name)
+        elif settings.method(m.stage) == m.name and not resolve_fsl(fsl_mode, m.name):
+            settings = settings.with_method(m.stage, m.fallback)
             why = "--fsl never" if fsl_mode == "never" else "FSL is not installed"
-            notes.append(f"{key.split('_')[0]}: {fsl_method} replaced by the native {native} "
-                         f"({why})")
-    return (replace(settings, **changes) if changes else settings), notes
+            notes.append(f"{m.stage}: {m.name} replaced by the native {m.fallback} ({why})")
+    return settings, notes
+
+
+def build_pipeline(name_or_path: str, methods: dict | None = None, lam: float | None = None,
+                   fsl_mode: str = "auto"):
+    """The pipeline that runs: preset or file, flags, then ``--fsl``; ``(settings, notes)``."""
+    return resolve_fsl_methods(with_overrides(load_pipeline(name_or_path), methods, lam),
+                               fsl_mode)
 
 
 def describe_methods(settings: PipelineSettings) -> str:
-    """One line naming the method of every stage (console and log)."""
-    p = settings
-    stages = [f"mask {p.mask_method}", f"phase offset {p.phase_offset}",
-              f"unwrap {p.unwrap_method}", f"fit {p.echo_fit}",
-              f"R2* {p.r2star_method}"]
-    if p.uses_background_step:
-        stages.append(f"background {p.background_method}")
-    stages.append(f"inversion {p.inversion_method}")
-    return ", ".join(stages) + f" (uncombined channels: {p.coil_method})"
-
-
-def method_available(key: str, method: str) -> bool:
-    """Whether ``method`` of stage ``key`` can run here (FSL installed, torch importable)."""
-    if key in FSL_METHODS and method == FSL_METHODS[key][0]:
-        from .fsl import FSL_PROGRAMS, fsl_available
-
-        return fsl_available((FSL_PROGRAMS[method],))
-    if method == "deepqsm":
-        import importlib.util
-
-        return importlib.util.find_spec("torch") is not None
-    return True
+    """One line naming the method of every stage (console, log and report)."""
+    parts = []
+    for st in reg.STAGES:
+        if st.name == "coils" or (st.name == "background" and not settings.uses_background_step):
+            continue
+        parts.append(f"{st.title} {settings.method(st.name)}")
+    return ", ".join(parts) + f" (uncombined channels: {settings.method('coils')})"
 
 
 def pipeline_available(settings: PipelineSettings) -> bool:
     """Whether every method of ``settings`` can run here (FSL ones fall back, see
     :func:`resolve_fsl_methods`)."""
-    return all(method_available(k, getattr(settings, k)) for k in CHOICES
-               if k not in FSL_METHODS)
+    return all(reg.available(reg.method(st.name, settings.method(st.name)))
+               for st in reg.STAGES if not reg.method(st.name, settings.method(st.name)).fallback)
 
 
-# stages whose method changes the susceptibility map (coils only matter for uncombined data)
-_VARIANT_KEYS = ("mask_method", "unwrap_method", "echo_fit", "phase_offset", "background_method",
-                 "inversion_method")
+# stages whose method changes the susceptibility map (coils only matter for uncombined data;
+# R2* is a separate output)
+_VARIANT_STAGES = ("mask", "unwrap", "echoes", "phase_offset", "background", "inversion")
 
 
 def available_variants(base: PipelineSettings):
-    """``(label, {field: method})`` for every available method differing from ``base``,
-    one stage at a time (the accuracy scorecard runs them)."""
+    """``(label, settings)`` for every available method differing from ``base``, one stage
+    at a time (the accuracy scorecard and the method tests run them)."""
     out = []
-    for key in _VARIANT_KEYS:
-        if key == "background_method" and not base.uses_background_step:
+    for stage in _VARIANT_STAGES:
+        if stage == "background" and not base.uses_background_step:
             continue
-        for method in CHOICES[key]:
-            if method != getattr(base, key) and method_available(key, method):
-                out.append((f"{key.split('_')[0]}={method}", {key: method}))
+        for m in reg.methods_of(stage):
+            if m.name != base.method(stage) and reg.available(m):
+                out.append((f"{stage}={m.name}", base.with_method(stage, m.name)))
     return out

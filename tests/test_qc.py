@@ -238,11 +238,11 @@ def test_huge_magnitudes_do_not_overflow():
 
 # ------------------------------------------------------- numeric settings
 @pytest.mark.parametrize("toml,key", [
-    ("[background]\npdf_max_iter = -5\n", "[background] pdf_max_iter"),
-    ("[inversion]\nlambda = nan\n", "[inversion] lambda"),
-    ("[inversion]\ntkd_threshold = -0.1\n", "[inversion] tkd_threshold"),
-    ("[mask]\nopen_mm = inf\n", "[mask] open_mm"),
-    ("[background]\nvsharp_radii_mm = [6, -2]\n", "[background] vsharp_radii_mm"),
+    ("[background]\nmethod = \"pdf\"\nmax_iter = -5\n", "[background.pdf] max_iter"),
+    ("[inversion.l2]\nlam = nan\n", "[inversion.l2] lam"),
+    ("[inversion.tkd]\nthreshold = -0.1\n", "[inversion.tkd] threshold"),
+    ("[mask.bet]\nopen_mm = inf\n", "[mask.bet] open_mm"),
+    ("[background.vsharp]\nradii_mm = [6, -2]\n", "[background.vsharp] radii_mm"),
 ])
 def test_numeric_settings_refused(toml, key, tmp_path):
     from qsmprep.config import load_pipeline
@@ -258,7 +258,9 @@ def test_numeric_flags_refused():
     from qsmprep.config import PipelineSettings, with_overrides
 
     with pytest.raises(UserInputError, match="--lambda"):
-        with_overrides(PipelineSettings(), l2_lambda=-1.0)
+        with_overrides(PipelineSettings(), lam=-1.0)
     with pytest.raises(UserInputError, match="--lambda"):
-        with_overrides(PipelineSettings(), l2_lambda=float("inf"))
-    assert with_overrides(PipelineSettings(), l2_lambda=0.01).l2_lambda == 0.01
+        with_overrides(PipelineSettings(), lam=float("inf"))
+    assert with_overrides(PipelineSettings(), lam=0.01).params_of("inversion").lam == 0.01
+    with pytest.raises(UserInputError, match="has no lambda"):
+        with_overrides(PipelineSettings(), {"inversion": "tkd"}, lam=0.01)

@@ -6,7 +6,7 @@ import shutil
 import sys
 import time
 
-from ..config import Config, load_pipeline
+from ..config import Config, build_pipeline
 from ..evaluation import evaluate_chimap, format_scores
 from ..simulation.dataset import SimulationSpec, write_simulated_dataset
 from .run import run_participant
@@ -34,7 +34,7 @@ def run_demo(args, out=sys.stdout) -> int:
           f"B0 tilt {spec.tilt_deg:g} deg in {time.monotonic() - t0:.1f} s -> {bids_dir}",
           file=out, flush=True)
     cfg = Config(bids_dir=bids_dir, output_dir=root / "derivatives", work_dir=root / "work",
-                 pipeline=load_pipeline(args.pipeline), nprocs=args.nprocs,
+                 pipeline=build_pipeline(args.pipeline)[0], nprocs=args.nprocs,
                  omp_nthreads=max(1, min(args.nprocs, 8)))
     status = run_participant(cfg, out=out)
     if status:

@@ -23,13 +23,13 @@ def _fail(message: str) -> int:
 
 def build_config(args):
     """The one place a :class:`qsmprep.config.Config` is made from flags."""
+    from .. import methods
     from ..bids import load_bids_filters
-    from ..config import Config, load_pipeline, with_overrides
+    from ..config import Config, build_pipeline
 
-    pipeline = with_overrides(load_pipeline(args.pipeline), **{
-        key: getattr(args, key) for key in ("coil_method", "mask_method", "unwrap_method",
-                                            "echo_fit", "phase_offset", "r2star_method", "background_method",
-                                            "inversion_method", "l2_lambda")})
+    pipeline, notes = build_pipeline(
+        args.pipeline, {st.name: getattr(args, f"method_{st.name}") for st in methods.STAGES},
+        args.lam, args.fsl)
     omp = args.omp_nthreads or max(1, min(args.nprocs, 8))
     return Config(
         bids_dir=args.bids_dir.resolve(), output_dir=args.output_dir.resolve(),
@@ -37,7 +37,8 @@ def build_config(args):
         analysis_level=args.analysis_level, participant_labels=tuple(args.participant_label),
         session_labels=tuple(args.session_label),
         bids_filters=load_bids_filters(args.bids_filter_file) if args.bids_filter_file else {},
-        pipeline=pipeline, nprocs=args.nprocs, omp_nthreads=omp, mem_gb=args.mem_gb,
+        pipeline=pipeline, pipeline_notes=tuple(notes), nprocs=args.nprocs, omp_nthreads=omp,
+        mem_gb=args.mem_gb,
         plugin=args.plugin, fsl=args.fsl, device=args.device, user_mask=args.user_mask,
         phase_units=args.phase_units)
 

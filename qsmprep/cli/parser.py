@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..algorithms.phase import PHASE_UNITS
-from ..config import CHOICES
+from .. import methods
 from ..fsl import FSL_MODES
 
 DESCRIPTION = """\
@@ -74,22 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
     pipe = p.add_argument_group("pipeline")
     pipe.add_argument("--pipeline", default="default", metavar="NAME|FILE",
                       help="preset name (default, fast, ...) or path to a pipeline TOML file")
-    for flag, key, what in (
-            ("--coil-combination", "coil_method", "coil combination of uncombined channels"),
-            ("--mask-method", "mask_method", "brain mask (bet: qsmprep's own BET; fsl_bet "
-             "runs FSL's bet)"),
-            ("--unwrapping", "unwrap_method", "phase unwrapping (prelude runs FSL PRELUDE)"),
-            ("--echo-fit", "echo_fit", "multi-echo field fit"),
-            ("--phase-offset", "phase_offset", "phase-offset removal (fit: the echo fit's "
-             "intercept; mcpc3ds: removed before unwrapping, also for one echo)"),
-            ("--r2star", "r2star_method", "R2*/T2* fit"),
-            ("--background", "background_method", "background field removal"),
-            ("--inversion", "inversion_method", "dipole inversion (tfi and preconditioned take "
-             "the total field and skip background removal)")):
-        pipe.add_argument(flag, dest=key, choices=CHOICES[key],
-                          help=f"override the preset's {what}")
-    pipe.add_argument("--lambda", dest="l2_lambda", type=_positive_float, metavar="VALUE",
-                      help="fixed regularisation lambda (default: automatic, see docs)")
+    for st in methods.STAGES:
+        choices = methods.methods_of(st.name)
+        what = "; ".join(f"{m.name}: {m.summary}" for m in choices)
+        pipe.add_argument(st.flag, dest=f"method_{st.name}", choices=[m.name for m in choices],
+                          metavar="{" + ",".join(m.name for m in choices) + "}",
+                          help=f"override the preset's {st.title} method ({what})")
+    pipe.add_argument("--lambda", dest="lam", type=_positive_float, metavar="VALUE",
+                      help="fixed regularisation lambda of the inversion (what it multiplies: "
+                      "docs/inversion.md; default: automatic)")
     pipe.add_argument("--phase-units", choices=PHASE_UNITS, default="auto",
                       help="units of the input phase images: auto = identify radians [-pi, pi) "
                       "or [0, 2pi), degrees [-180, 180) or [0, 360), or integers filling a "

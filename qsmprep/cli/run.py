@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..bids import (check_output_dir, find_runs, format_run_summary, run_geometry,
                     write_dataset_description)
-from ..config import Config, describe_methods, resolve_fsl_methods
+from ..config import Config, describe_methods
 
 LOG = logging.getLogger("qsmprep")
 
@@ -176,7 +176,7 @@ def run_participant(cfg: Config, out=sys.stdout, err=sys.stderr) -> int:
     runs = find_runs(cfg.bids_dir, list(cfg.participant_labels) or None,
                      list(cfg.session_labels) or None, cfg.bids_filters or None)
     geoms = [run_geometry(r) for r in runs]
-    pipeline, notes = resolve_fsl_methods(cfg.pipeline, cfg.fsl)
+    pipeline, notes = cfg.pipeline, cfg.pipeline_notes
     print(format_run_summary(runs, geoms), file=out)
     print(f"pipeline: {pipeline.name} ({pipeline.description})", file=out, flush=True)
     print(f"methods: {describe_methods(pipeline)}", file=out, flush=True)

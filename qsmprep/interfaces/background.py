@@ -6,6 +6,8 @@ import numpy as np
 from nipype.interfaces.base import (BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec,
                                     isdefined, traits)
 
+from ..methods import names
+from ..algorithms.lbv import lbv
 from ..algorithms.background import SHARP_RADIUS_MM, default_radii, sharp, vsharp
 from ..algorithms.pdf import pdf
 from ..errors import QCError, UserInputError
@@ -18,7 +20,7 @@ class _BgInputSpec(BaseInterfaceInputSpec):
     total_field = File(exists=True, mandatory=True, desc="total field (ppm)")
     mask = File(exists=True, mandatory=True, desc="brain mask")
     noise = File(exists=True, desc="field noise map (ppm), weights PDF")
-    method = traits.Enum("pdf", "vsharp", "sharp", usedefault=True,
+    method = traits.Enum(*names("background"), usedefault=True,
                          desc="background removal method")
     vsharp_radii_mm = traits.List(traits.Float, desc="V-SHARP radii (mm); default 9 mm down to 2 voxels")
     vsharp_threshold = traits.Float(0.05, usedefault=True,
@@ -27,6 +29,7 @@ class _BgInputSpec(BaseInterfaceInputSpec):
     pdf_max_iter = traits.Int(50, usedefault=True, desc="PDF conjugate-gradient iterations")
     pdf_margin_mm = traits.Float(10.0, usedefault=True,
                                  desc="PDF source shell around the mask's bounding box (mm)")
+    lbv_peel = traits.Int(1, usedefault=True, desc="LBV: layers peeled off the mask (voxels)")
     n_threads = traits.Int(1, usedefault=True, desc="FFT threads")
 
 
@@ -37,7 +40,7 @@ class _BgOutputSpec(TraitedSpec):
 
 
 class RemoveBackground(SimpleInterface):
-    """Remove the background field: PDF (dipole fitting), SHARP or V-SHARP."""
+    """Remove the background field: PDF (dipole fitting), SHARP, V-SHARP or LBV."""
 
     input_spec = _BgInputSpec
     output_spec = _BgOutputSpec
@@ -59,6 +62,10 @@ class RemoveBackground(SimpleInterface):
             params = {"Method": "PDF", "MaxIterations": self.inputs.pdf_max_iter,
                       "Iterations": iters, "NoiseWeighted": noise is not None,
                       "MarginMm": self.inputs.pdf_margin_mm}
+        elif self.inputs.method == "lbv":
+            local, out_mask, iters = lbv(field, mask, vs, peel=self.inputs.lbv_peel)
+            params = {"Method": "LBV", "PeeledLayers": self.inputs.lbv_peel,
+                      "Iterations": iters}
         elif self.inputs.method == "sharp":
             local, out_mask = sharp(field, mask, vs, radius_mm=self.inputs.sharp_radius_mm,
                                     threshold=self.inputs.vsharp_threshold,

@@ -6,6 +6,8 @@ import numpy as np
 from nipype.interfaces.base import (BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec,
                                     isdefined, traits)
 
+from ..methods import names
+from ..methods import names
 from ..algorithms.echofit import fit_field, fit_field_nonlinear, quality_mask
 from ..algorithms.romeo import romeo_unwrap
 from ..algorithms.unwrap import laplacian_unwrap, make_congruent, temporal_unwrap
@@ -18,7 +20,7 @@ class _UnwrapInputSpec(BaseInterfaceInputSpec):
     phase = File(exists=True, mandatory=True, desc="4-D wrapped phase (radians)")
     magnitude = File(exists=True, mandatory=True, desc="4-D magnitude")
     echo_times = traits.List(traits.Float, mandatory=True, desc="echo times (s)")
-    method = traits.Enum("temporal", "laplacian", "romeo", usedefault=True,
+    method = traits.Enum(*names("unwrap", "fieldmap.UnwrapPhase"), usedefault=True,
                          desc="temporal: echo-difference; laplacian: each echo spatially; "
                               "romeo: quality-guided region growing (template echo spatially, "
                               "the others temporally)")
@@ -75,7 +77,7 @@ class _FitInputSpec(BaseInterfaceInputSpec):
     echo_times = traits.List(traits.Float, mandatory=True, desc="echo times (s)")
     field_strength = traits.Float(mandatory=True, desc="B0 (T)")
     unwrap_method = traits.Str("temporal", usedefault=True, desc="recorded in the parameters")
-    fit = traits.Enum("linear", "nonlinear", usedefault=True,
+    fit = traits.Enum(*names("echoes"), usedefault=True,
                       desc="linear: magnitude-weighted line fit; nonlinear: complex Gauss-Newton fit "
                            "(Liu 2013) started from it")
     apply_quality_mask = traits.Bool(True, usedefault=True,

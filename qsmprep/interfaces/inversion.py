@@ -6,6 +6,7 @@ from __future__ import annotations
 from nipype.interfaces.base import (BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec,
                                     isdefined, traits)
 
+from ..methods import names
 from ..algorithms.cg import cg_l2
 from ..algorithms.focuss import focuss_qsm
 from ..algorithms.inversion import KSpaceProblem, closed_form_l2, tkd
@@ -20,7 +21,7 @@ from ._nifti import geometry, load, load_matching, save_like
 class _InvInputSpec(BaseInterfaceInputSpec):
     local_field = File(exists=True, mandatory=True, desc="local field (ppm)")
     mask = File(exists=True, mandatory=True, desc="mask of the local field")
-    method = traits.Enum("l2", "tkd", "cg", "focuss", "tv", usedefault=True,
+    method = traits.Enum(*names("inversion", "inversion.InvertDipole"), usedefault=True,
                          desc="inversion method: closed-form L2, TKD, weighted L2 by "
                               "preconditioned CG, FOCUSS-QSM with magnitude prior, "
                               "magnitude-weighted TV by ADMM (MEDI-like)")

@@ -8,6 +8,7 @@ from scipy import ndimage
 from nipype.interfaces.base import (BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec,
                                     isdefined, traits)
 
+from ..methods import names
 from ..algorithms.bet import brain_extraction
 from ..algorithms.masking import (ball, clean_mask, magnitude_mask, opened_within, phase_quality,
                                   phase_quality_mask)
@@ -21,7 +22,7 @@ class _MaskInputSpec(BaseInterfaceInputSpec):
     magnitude = File(exists=True, mandatory=True, desc="3-D or 4-D (echoes last) magnitude")
     phase = File(exists=True, desc="wrapped phase (radians), same grid; for phase_quality, "
                                    "and refines the bet mask")
-    method = traits.Enum("bet", "magnitude", "phase_quality", usedefault=True,
+    method = traits.Enum(*names("mask", "masking.NativeBrainMask"), usedefault=True,
                          desc="bet: native BET surface (Smith 2002); magnitude: Otsu threshold "
                               "+ opening; phase_quality: also drop voxels of incoherent phase")
     user_mask = File(exists=True, desc="a mask given by the user (NIfTI on the magnitude's grid); "
@@ -31,11 +32,11 @@ class _MaskInputSpec(BaseInterfaceInputSpec):
     quality_threshold = traits.Range(0.0, 1.0, 0.9, usedefault=True,
                                      desc="phase-quality threshold (phase_quality method; "
                                           "bet refinement when the phase is given)")
-    bet_frac = traits.Range(0.0, 1.0, 0.5, usedefault=True,
+    frac = traits.Range(0.0, 1.0, 0.5, usedefault=True,
                             desc="BET fractional intensity threshold; smaller: larger mask")
-    bet_d1_mm = traits.Float(20.0, usedefault=True, desc="BET minimum-intensity search depth (mm)")
-    bet_d2_mm = traits.Float(10.0, usedefault=True, desc="BET maximum-intensity search depth (mm)")
-    bet_iterations = traits.Int(1000, usedefault=True, desc="BET surface iterations")
+    d1_mm = traits.Float(20.0, usedefault=True, desc="BET minimum-intensity search depth (mm)")
+    d2_mm = traits.Float(10.0, usedefault=True, desc="BET maximum-intensity search depth (mm)")
+    iterations = traits.Int(1000, usedefault=True, desc="BET surface iterations")
 
 
 class _MaskOutputSpec(TraitedSpec):
@@ -116,12 +117,12 @@ class NativeBrainMask(SimpleInterface):
         component, holes filled): on the simulated heads (3 mm, 2 echoes) Dice with the true
         brain 0.957 -> 0.958 (simple head) and 0.898 -> 0.918 (realistic head)."""
         i = self.inputs
-        res = brain_extraction(mag, vs, frac=i.bet_frac, d1_mm=i.bet_d1_mm, d2_mm=i.bet_d2_mm,
-                               iterations=i.bet_iterations)
+        res = brain_extraction(mag, vs, frac=i.frac, d1_mm=i.d1_mm, d2_mm=i.d2_mm,
+                               iterations=i.iterations)
         mask = res.mask
         params = {"Method": "native BET (Smith, Hum Brain Mapp 2002) on the root-sum-of-squares "
-                            "magnitude", "Mode": res.mode, "FractionalIntensity": i.bet_frac,
-                  "SearchDepthsMm": [i.bet_d1_mm, i.bet_d2_mm], "Iterations": i.bet_iterations,
+                            "magnitude", "Mode": res.mode, "FractionalIntensity": i.frac,
+                  "SearchDepthsMm": [i.d1_mm, i.d2_mm], "Iterations": i.iterations,
                   "SelfIntersectionRestarts": res.restarts,
                   "SkullStripped": res.mode != "fov_inside_brain", "_notes": list(res.notes)}
         if res.self_intersecting:

@@ -53,7 +53,7 @@ def init_participant_wf(*, runs, geometries, bids_dir, output_dir, work_dir, pip
                    "mask_parameters", "unwrap_parameters", "inversion_parameters"]
         if p.uses_background_step:
             outputs += ["local_field", "background_parameters"]
-        if r2star_method_for(run.echo_times, p.r2star_method):
+        if r2star_method_for(run.echo_times, p.method("r2star")):
             outputs += ["r2star", "t2star", "r2star_parameters"]
         if run.uncombined:
             outputs += ["coil_parameters"]

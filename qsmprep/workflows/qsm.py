@@ -11,7 +11,9 @@ import numpy as np
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
+from .. import methods as registry
 from ..config import PipelineSettings
+from ..methods import node_inputs
 from ..interfaces._nifti import mem_gb_for
 from ..interfaces.background import RemoveBackground
 from ..interfaces.fieldmap import FitField, UnwrapPhase
@@ -74,7 +76,8 @@ def init_qsm_wf(*, shape, voxel_size, echo_times, pipeline: PipelineSettings, n_
     if n_channels > 1:
         from ..interfaces.coils import CombineCoils
 
-        combine = pe.Node(CombineCoils(method=p.coil_method, poly_order=p.coil_poly_order,
+        combine = pe.Node(CombineCoils(method=p.method("coils"),
+                                       **node_inputs(p.params_of("coils")),
                                        n_threads=omp_nthreads, phase_units=phase_units),
                           name="coil_combination", n_procs=omp_nthreads,
                           mem_gb=mem_gb_for(shape, n_echoes * n_channels, factor=3))
@@ -91,13 +94,13 @@ def init_qsm_wf(*, shape, voxel_size, echo_times, pipeline: PipelineSettings, n_
 
     mask = _mask_node(p, echo_gb, user_mask)
     wf.connect(stack, "magnitude", mask, "magnitude")
-    if p.mask_method in ("phase_quality", "bet") and not user_mask:
+    if "phase" in registry.method("mask", p.method("mask")).needs and not user_mask:
         wf.connect(stack, "phase", mask, "phase")
 
     unwrap = _unwrap_node(p, echo_gb + vol_gb, omp_nthreads)
     wf.connect([(stack, unwrap, [("magnitude", "magnitude")]),
                 (inputnode, unwrap, [("echo_times", "echo_times")])])
-    if p.phase_offset == "mcpc3ds":
+    if p.method("phase_offset") == "mcpc3ds":
         offset = pe.Node(RemovePhaseOffset(n_threads=omp_nthreads), name="phase_offset",
                          mem_gb=echo_gb, n_procs=omp_nthreads)
         wf.connect([(stack, offset, [("phase", "phase"), ("magnitude", "magnitude")]),
@@ -105,11 +108,12 @@ def init_qsm_wf(*, shape, voxel_size, echo_times, pipeline: PipelineSettings, n_
                     (offset, unwrap, [("phase", "phase")])])
     else:
         wf.connect(stack, "phase", unwrap, "phase")
-    if p.unwrap_method in ("romeo", "prelude", "temporal"):
+    if "mask" in registry.method("unwrap", p.method("unwrap")).needs:
         wf.connect(mask, "mask", unwrap, "mask")
 
-    fit = pe.Node(FitField(unwrap_method=p.unwrap_method, fit=p.echo_fit,
-                           apply_quality_mask=p.consistency_mask), name="field_fit", mem_gb=echo_gb)
+    fit = pe.Node(FitField(unwrap_method=p.method("unwrap"), fit=p.method("echoes"),
+                           **node_inputs(p.params_of("echoes"))), name="field_fit",
+                  mem_gb=echo_gb)
     wf.connect([
         (unwrap, fit, [("unwrapped", "unwrapped")]),
         (stack, fit, [("magnitude", "magnitude")]),
@@ -120,7 +124,7 @@ def init_qsm_wf(*, shape, voxel_size, echo_times, pipeline: PipelineSettings, n_
         (fit, outputnode, [("total_field", "total_field"), ("parameters", "unwrap_parameters")]),
     ])
 
-    r2_method = r2star_method_for(echo_times, p.r2star_method)
+    r2_method = r2star_method_for(echo_times, p.method("r2star"))
     if r2_method:
         r2 = pe.Node(R2StarMap(method=r2_method), name="r2star", mem_gb=echo_gb)
         wf.connect([(stack, r2, [("magnitude", "magnitude")]), (mask, r2, [("mask", "mask")]),
@@ -138,60 +142,52 @@ def init_qsm_wf(*, shape, voxel_size, echo_times, pipeline: PipelineSettings, n_
 
 
 def _mask_node(p, mem_gb, user_mask):
+    method, params = p.method("mask"), p.params_of("mask")
     if user_mask:
-        return pe.Node(NativeBrainMask(user_mask=str(user_mask), erode_mm=p.mask_erode_mm),
+        return pe.Node(NativeBrainMask(user_mask=str(user_mask), erode_mm=params.erode_mm),
                        name="brain_mask", mem_gb=mem_gb)
-    if p.mask_method == "fsl_bet":
+    if method == "fsl_bet":
         from ..interfaces.fsl import BetBrainMask
 
-        return pe.Node(BetBrainMask(frac=p.bet_frac, erode_mm=p.mask_erode_mm), name="brain_mask",
-                       mem_gb=mem_gb)
-    return pe.Node(NativeBrainMask(method=p.mask_method, open_mm=p.mask_open_mm,
-                                   erode_mm=p.mask_erode_mm,
-                                   quality_threshold=p.mask_quality_threshold,
-                                   bet_frac=p.bet_frac, bet_d1_mm=p.bet_d1_mm,
-                                   bet_d2_mm=p.bet_d2_mm, bet_iterations=p.bet_iterations),
-                   name="brain_mask", mem_gb=mem_gb)
+        return pe.Node(BetBrainMask(**node_inputs(params)), name="brain_mask", mem_gb=mem_gb)
+    return pe.Node(NativeBrainMask(method=method, **node_inputs(params)), name="brain_mask",
+                   mem_gb=mem_gb)
 
 
 def _unwrap_node(p, mem_gb, omp_nthreads):
-    if p.unwrap_method == "prelude":
+    if p.method("unwrap") == "prelude":
         from ..interfaces.fsl import PreludeUnwrap
 
         return pe.Node(PreludeUnwrap(), name="unwrap", mem_gb=mem_gb)
-    return pe.Node(UnwrapPhase(method=p.unwrap_method, template_echo=p.romeo_template_echo,
+    return pe.Node(UnwrapPhase(method=p.method("unwrap"), **node_inputs(p.params_of("unwrap")),
                                n_threads=omp_nthreads),
                    name="unwrap", mem_gb=mem_gb, n_procs=omp_nthreads)
 
 
 def _local_field_inversion(wf, p, stack, fit, outputnode, vol_gb, omp_nthreads, device, deep_gb):
     """Background removal, then an inversion of the local field."""
-    bg = pe.Node(RemoveBackground(method=p.background_method, vsharp_threshold=p.vsharp_threshold,
-                                  sharp_radius_mm=p.sharp_radius_mm, pdf_max_iter=p.pdf_max_iter,
+    bg = pe.Node(RemoveBackground(method=p.method("background"),
+                                  **node_inputs(p.params_of("background")),
                                   n_threads=omp_nthreads),
                  name="background", mem_gb=vol_gb * 2, n_procs=omp_nthreads)
-    if p.vsharp_radii_mm:
-        bg.inputs.vsharp_radii_mm = list(p.vsharp_radii_mm)
     wf.connect([(fit, bg, [("total_field", "total_field"), ("noise", "noise"),
                            ("quality_mask", "mask")]),
                 (bg, outputnode, [("local_field", "local_field"), ("mask", "chi_mask"),
                                   ("parameters", "background_parameters")])])
-    if p.inversion_method == "deepqsm":
+    method = p.method("inversion")
+    needs = registry.method("inversion", method).needs
+    if method == "deepqsm":
         from ..interfaces.deepqsm import DeepQSM, deepqsm_mem_gb
 
         inv = pe.Node(DeepQSM(device=device, n_threads=omp_nthreads), name="inversion",
                       n_procs=omp_nthreads, mem_gb=deepqsm_mem_gb(*deep_gb))
     else:
-        inv = pe.Node(InvertDipole(method=p.inversion_method, lambda_rule=p.lambda_rule,
-                                   tkd_threshold=p.tkd_threshold, max_iter=p.cg_max_iter,
+        inv = pe.Node(InvertDipole(method=method, **node_inputs(p.params_of("inversion")),
                                    n_threads=omp_nthreads),
                       name="inversion", mem_gb=vol_gb * 4, n_procs=omp_nthreads)
-        if p.l2_lambda is not None:  # TV's lambda weighs an L1 norm: its own input
-            setattr(inv.inputs, "tv_lam" if p.inversion_method == "tv" else "lam",
-                    float(p.l2_lambda))
-        if p.inversion_method in ("focuss", "tv"):
+        if "magnitude" in needs:
             wf.connect(stack, "magnitude", inv, "magnitude")
-        if p.inversion_method == "cg":
+        if "noise" in needs:
             wf.connect(fit, "noise", inv, "noise")
     wf.connect([(bg, inv, [("local_field", "local_field"), ("mask", "mask")]),
                 (inv, outputnode, [("chi", "chi"), ("parameters", "inversion_parameters")])])
@@ -200,22 +196,20 @@ def _local_field_inversion(wf, p, stack, fit, outputnode, vol_gb, omp_nthreads, 
 def _total_field_inversion(wf, p, inputnode, stack, fit, outputnode, vol_gb, echo_gb,
                            omp_nthreads):
     """TFI or prior-preconditioned QSM: one node from the total field to chi."""
-    if p.inversion_method == "tfi":
+    params = node_inputs(p.params_of("inversion"))
+    if p.method("inversion") == "tfi":
         from ..interfaces.totalfield import TotalFieldInversion
 
-        inv = pe.Node(TotalFieldInversion(n_threads=omp_nthreads), name="inversion",
+        inv = pe.Node(TotalFieldInversion(**params, n_threads=omp_nthreads), name="inversion",
                       mem_gb=vol_gb * 6, n_procs=omp_nthreads)
-        if p.l2_lambda is not None:
-            inv.inputs.lam = float(p.l2_lambda)
         wf.connect(stack, "magnitude", inv, "magnitude")
     else:
         from ..interfaces.preconditioned import PreconditionedQSM
 
-        inv = pe.Node(PreconditionedQSM(background=p.background_method
-                                        if p.background_method in ("vsharp", "pdf") else "vsharp"),
-                      name="inversion", mem_gb=echo_gb + vol_gb * 4)
-        if p.l2_lambda is not None:
-            inv.inputs.lam = float(p.l2_lambda)
+        background = p.method("background")
+        inv = pe.Node(PreconditionedQSM(
+            background=background if background in ("vsharp", "pdf") else "vsharp", **params),
+            name="inversion", mem_gb=echo_gb + vol_gb * 4)
         wf.connect([(stack, inv, [("magnitude", "magnitudes")]),
                     (inputnode, inv, [("echo_times", "echo_times"),
                                       ("field_strength", "b0_tesla")])])

@@ -137,15 +137,15 @@ def realistic_head():
 def test_extracranial_tissue_is_separated_on_the_realistic_head(realistic_head):
     """The surface alone leaks through the partly dark 3 mm skull base into muscle, fat and
     marrow (measured 2.34 L, Dice 0.898, muscle 15%); the extracranial cut
-    (separate_extracranial) removes it (1.90 L against 1.91 L true, Dice 0.986, brain kept
-    98.6%, no muscle/fat/marrow)."""
+    (separate_extracranial) removes it (fraction 0.6: Dice 0.961, no muscle/fat/marrow;
+    0.65 gave 0.986 here but cut 9% of the brain off the small MNI head at 1.5 mm)."""
     d = realistic_head
     truth = d.brain_mask
     plain = brain_extraction(d.magnitude, (3.0, 3.0, 3.0), separate=False)
     res = brain_extraction(d.magnitude, (3.0, 3.0, 3.0))
     assert plain.mode == res.mode == "surface"
     assert dice(plain.mask, truth) < 0.93  # the leak this guards against
-    assert dice(res.mask, truth) > 0.97
+    assert dice(res.mask, truth) > 0.95
     assert res.mask[truth].mean() > 0.97
     for label in (23, 24, 25, 26):  # skin, fat, muscle, marrow: measured 0
         assert res.mask[d.labels == label].mean() < 0.01

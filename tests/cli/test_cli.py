@@ -38,13 +38,13 @@ def test_help_and_version():
 
 def test_presets_load():
     assert {"default", "fast", "fsl", "deepqsm"} <= set(list_presets())
-    assert load_pipeline("default").background_method == "pdf"
-    assert load_pipeline("default").inversion_method == "tv"
-    assert load_pipeline("fast").inversion_method == "l2"
-    assert (load_pipeline("fsl").mask_method, load_pipeline("fsl").unwrap_method) == ("fsl_bet",
-                                                                                      "prelude")
+    assert load_pipeline("default").method("background") == "pdf"
+    assert load_pipeline("default").method("inversion") == "tv"
+    assert load_pipeline("fast").method("inversion") == "l2"
+    fsl = load_pipeline("fsl")
+    assert (fsl.method("mask"), fsl.method("unwrap")) == ("fsl_bet", "prelude")
     # the native BET is the default mask of every preset that does not ask for FSL
-    assert {load_pipeline(n).mask_method for n in ("default", "fast", "deepqsm")} == {"bet"}
+    assert {load_pipeline(n).method("mask") for n in ("default", "fast", "deepqsm")} == {"bet"}
 
 
 def test_config_from_preset_and_flags(tmp_path):
@@ -53,8 +53,9 @@ def test_config_from_preset_and_flags(tmp_path):
                                       "--inversion", "l2", "--lambda", "0.01", "--nprocs", "3"])
     cfg = build_config(args)
     assert cfg.participant_labels == ("sub-01", "02")
-    assert cfg.pipeline.name == "fast" and cfg.pipeline.background_method == "vsharp"
-    assert cfg.pipeline.inversion_method == "l2" and cfg.pipeline.l2_lambda == 0.01
+    assert cfg.pipeline.name == "fast" and cfg.pipeline.method("background") == "vsharp"
+    assert cfg.pipeline.method("inversion") == "l2"
+    assert cfg.pipeline.params_of("inversion").lam == 0.01
     assert cfg.nprocs == 3 and cfg.omp_nthreads == 3
     with pytest.raises(Exception):
         cfg.nprocs = 4  # frozen
@@ -62,13 +63,20 @@ def test_config_from_preset_and_flags(tmp_path):
 
 def test_pipeline_file(tmp_path):
     p = tmp_path / "mine.toml"
-    p.write_text('[background]\nmethod = "vsharp"\nvsharp_radii_mm = [8, 6, 4]\n')
+    p.write_text('[background]\nmethod = "vsharp"\nradii_mm = [8, 6, 4]\n'
+                 '[background.pdf]\nmax_iter = 20\n[inversion.l2]\nlam = 0.02\n')
     s = load_pipeline(str(p))
-    assert s.name == "mine" and s.vsharp_radii_mm == (8.0, 6.0, 4.0)
+    assert s.name == "mine" and s.params_of("background").radii_mm == (8.0, 6.0, 4.0)
+    # a sub-table sets a method that is not chosen: a flag switching to it keeps the setting
+    assert s.params_of("background", "pdf").max_iter == 20
+    assert s.with_method("inversion", "l2").params_of("inversion").lam == 0.02
     p.write_text('[background]\nmethod = "magic"\n')
     with pytest.raises(UserInputError, match="pdf, vsharp"):
         load_pipeline(str(p))
     p.write_text('[background]\nradius = 3\n')
+    with pytest.raises(UserInputError, match="not a parameter of the background method 'pdf'"):
+        load_pipeline(str(p))
+    p.write_text('[magic]\nmethod = "x"\n')
     with pytest.raises(UserInputError, match="unknown setting"):
         load_pipeline(str(p))
     p.write_text('[background\n')

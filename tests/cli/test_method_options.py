@@ -11,7 +11,8 @@ import pytest
 
 from qsmprep.cli.main import build_config
 from qsmprep.cli.parser import build_parser
-from qsmprep.config import CHOICES, load_pipeline, resolve_fsl_methods
+from qsmprep import methods
+from qsmprep.config import load_pipeline, resolve_fsl_methods
 from qsmprep.errors import UserInputError
 from qsmprep.simulation.dataset import SimulationSpec, write_simulated_dataset
 
@@ -29,25 +30,25 @@ def _no_fsl(monkeypatch, tmp_path):
     monkeypatch.delenv("FSLDIR", raising=False)
 
 
-@pytest.mark.parametrize("flag,key", [
-    ("--coil-combination", "coil_method"), ("--mask-method", "mask_method"),
-    ("--unwrapping", "unwrap_method"), ("--echo-fit", "echo_fit"), ("--phase-offset", "phase_offset"), ("--r2star", "r2star_method"),
-    ("--background", "background_method"), ("--inversion", "inversion_method")])
-def test_every_stage_flag_overrides_the_preset(tmp_path, flag, key):
-    for method in CHOICES[key]:
+@pytest.mark.parametrize("stage", methods.STAGES, ids=lambda s: s.name)
+def test_every_stage_flag_overrides_the_preset(tmp_path, stage, monkeypatch):
+    _no_fsl(monkeypatch, tmp_path)
+    for m in methods.methods_of(stage.name):
         args = build_parser().parse_args([str(tmp_path), str(tmp_path / "o"), "participant",
-                                          flag, method])
-        assert getattr(build_config(args).pipeline, key) == method
+                                          stage.flag, m.name, "--fsl", "auto"])
+        # FSL's methods fall back to their native method where FSL is missing (here)
+        assert build_config(args).pipeline.method(stage.name) == (m.fallback or m.name)
 
 
 def test_fsl_auto_falls_back_and_require_stops(monkeypatch, tmp_path):
     _no_fsl(monkeypatch, tmp_path)
-    asked = load_pipeline("default").__class__(mask_method="fsl_bet", unwrap_method="prelude")
+    asked = load_pipeline("default").with_method("mask", "fsl_bet").with_method("unwrap",
+                                                                                "prelude")
     settings, notes = resolve_fsl_methods(asked, "auto")
-    assert (settings.mask_method, settings.unwrap_method) == ("bet", "romeo")
+    assert (settings.method("mask"), settings.method("unwrap")) == ("bet", "romeo")
     assert len(notes) == 2 and "FSL is not installed" in notes[0]
     settings, _ = resolve_fsl_methods(asked, "never")
-    assert settings.unwrap_method == "romeo"
+    assert settings.method("unwrap") == "romeo"
     with pytest.raises(UserInputError, match="FSLDIR"):
         resolve_fsl_methods(load_pipeline("default"), "require")
 
@@ -61,7 +62,8 @@ def test_fsl_require_uses_bet_and_prelude_when_installed(monkeypatch, tmp_path):
     monkeypatch.setenv("FSLDIR", str(fsl))
     monkeypatch.setenv("PATH", str(fsl / "bin"))
     settings, notes = resolve_fsl_methods(load_pipeline("default"), "require")
-    assert (settings.mask_method, settings.unwrap_method) == ("fsl_bet", "prelude") and not notes
+    assert (settings.method("mask"), settings.method("unwrap")) == ("fsl_bet", "prelude")
+    assert not notes
 
 
 @pytest.fixture(scope="module")

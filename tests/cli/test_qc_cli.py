@@ -162,8 +162,8 @@ def test_negative_numbers_exit_2(bids, tmp_path, capsys):
         main(base + ["--lambda", "-1"])
     assert exc.value.code == 2 and "--lambda" in capsys.readouterr().err
     toml = tmp_path / "mine.toml"
-    toml.write_text("[background]\npdf_max_iter = -5\n")
+    toml.write_text("[background.pdf]\nmax_iter = -5\n")
     assert main(base + ["--pipeline", str(toml)]) == 2
     err = " ".join(capsys.readouterr().err.split())
-    assert "[background] pdf_max_iter" in err and str(toml) in err
+    assert "[background.pdf] max_iter" in err and str(toml) in err
     assert not (tmp_path / "out").exists()
