@@ -8,7 +8,7 @@ from nipype.interfaces.base import (BaseInterfaceInputSpec, File, SimpleInterfac
 
 from ..methods import names
 from ..methods import names
-from ..algorithms.echofit import fit_field, fit_field_nonlinear, quality_mask
+from ..algorithms.echofit import echo_inconsistency, fit_field, fit_field_nonlinear, quality_mask
 from ..algorithms.romeo import romeo_unwrap
 from ..algorithms.unwrap import laplacian_unwrap, make_congruent, temporal_unwrap
 from ..errors import UserInputError
@@ -116,7 +116,13 @@ class FitField(SimpleInterface):
         self._results["phase_offset"] = save_like(fit.phase_offset, img, "phase_offset.nii.gz")
         te = list(self.inputs.echo_times)
         spacing = te[1] - te[0] if len(te) > 1 else te[0]
-        qmask = quality_mask(mask, field, self.inputs.field_strength, spacing)
+        # a field jump counts only where the echoes disagree with the fit or the phase
+        # offset jumps (three echoes or more); with two echoes every jump counts
+        inconsistent = echo_inconsistency(phase, mag, self.inputs.echo_times, fit,
+                                          self.inputs.field_strength, mask)
+        qmask = quality_mask(mask, field, self.inputs.field_strength, spacing,
+                             inconsistent=inconsistent,
+                             phase_offset=fit.phase_offset if inconsistent is not None else None)
         removed = int(mask.sum() - qmask.sum())
         warnings = [nonfinite, consistency_warning(removed, int(mask.sum()),
                                                    bool(self.inputs.apply_quality_mask))]
@@ -138,6 +144,10 @@ class FitField(SimpleInterface):
             "VoxelsRemovedByConsistencyCheck": removed if self.inputs.apply_quality_mask else 0,
             "VoxelsFlaggedByConsistencyCheck": removed,
             "ConsistencyCheckApplied": bool(self.inputs.apply_quality_mask),
+            "ConsistencyCriterion": ("field jumps > 0.3 wrap steps where the echoes disagree "
+                                     "with the fit or the phase offset jumps"
+                                     if inconsistent is not None else
+                                     "field jumps > 0.3 wrap steps (two echoes)"),
             "MaskVoxelsWithoutSignal": int(no_signal.sum()),
             "QCWarnings": [w for w in warnings if w]}
         return runtime
