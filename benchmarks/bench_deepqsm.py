@@ -30,7 +30,6 @@ import subprocess
 import sys
 import time
 
-os.environ.setdefault("NIPYPE_NO_ET", "1")
 
 CASES = {
     "iso1mm_axial": {"voxel": (1.0, 1.0, 1.0), "tilt": 0.0},

@@ -27,7 +27,6 @@ import platform
 import statistics
 import time
 
-os.environ.setdefault("NIPYPE_NO_ET", "1")
 
 import numpy as np  # noqa: E402
 import scipy  # noqa: E402

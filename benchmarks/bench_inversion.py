@@ -37,7 +37,6 @@ import statistics
 import sys
 import time
 
-os.environ.setdefault("NIPYPE_NO_ET", "1")
 
 import numpy as np  # noqa: E402
 import scipy  # noqa: E402

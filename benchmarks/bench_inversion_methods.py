@@ -19,10 +19,8 @@ seed's table (closed form vs CG with 80 iterations; seed: 1.1 s vs 33 min, 16.1%
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
-os.environ.setdefault("NIPYPE_NO_ET", "1")
 
 import numpy as np  # noqa: E402
 import scipy.fft  # noqa: E402

@@ -23,14 +23,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("NIPYPE_NO_ET", "1")
 
 from qsmprep.algorithms.cg import cg_l2  # noqa: E402
 from qsmprep.algorithms.focuss import focuss_qsm  # noqa: E402
@@ -46,7 +44,7 @@ FILES = {"field": "phs_tissue_localfield_ppm.nii.gz", "mask": "msk.nii.gz",
 PUBLISHED = {"published closed-form L2 (SNU-LIST)": "snulist_CFL2_ppm.nii.gz",
              "published QSMnet": "snulist_QSMnet_ppm.nii.gz",
              "published QSMnet+": "snulist_QSMnetplus_ppm.nii.gz"}
-METHODS = ("tkd", "l2", "cg", "focuss", "tv", "deepqsm")
+METHODS = ("tkd", "l2", "cg", "focuss", "tv", "tv-iso", "tv-cone", "deepqsm")
 SWEEP = np.logspace(-3, 0.5, 22)  # L2 lambdas for the RMSE-optimal one (factor 1.47)
 
 
@@ -128,6 +126,13 @@ def run_method(method, data, vs, b0, lam_l2):
     elif method == "tv":
         res = tv_admm(f, m, vs, b0)
         chi, note = res.chi, f"no magnitude (plain TV), lambda {res.lam:.3g} (auto), {res.iterations} it"
+    elif method == "tv-iso":
+        res = tv_admm(f, m, vs, b0, isotropic=True)
+        chi, note = res.chi, f"isotropic TV (option), lambda {res.lam:.3g} (auto), {res.iterations} it"
+    elif method == "tv-cone":
+        res = tv_admm(f, m, vs, b0, cone_threshold=0.3)
+        chi, note = res.chi, (f"data term x min(1, |D|/0.3) (option), lambda {res.lam:.3g} "
+                              f"(auto), {res.iterations} it")
     elif method == "deepqsm":
         from qsmprep.algorithms.deepqsm import deepqsm
 

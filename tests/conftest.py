@@ -1,3 +1,1 @@
-import os
-
-os.environ.setdefault("NIPYPE_NO_ET", "1")
+import qsmprep  # noqa: F401  (sets NIPYPE_NO_ET before anything loads nipype)

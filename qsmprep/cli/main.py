@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import textwrap
 from pathlib import Path
 
-os.environ.setdefault("NIPYPE_NO_ET", "1")  # no network check, ever
 
 
 def fill_message(message) -> str:

@@ -6,11 +6,11 @@ import numpy as np
 from nipype.interfaces.base import (BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec,
                                     isdefined, traits)
 
-from ..methods import names
 from ..algorithms.lbv import lbv
 from ..algorithms.background import SHARP_RADIUS_MM, default_radii, sharp, vsharp
 from ..algorithms.pdf import pdf
 from ..errors import QCError, UserInputError
+from ..methods import names
 from ..qc import add_warnings
 from ..qc.results import drop_nonfinite
 from ._nifti import geometry, load, save_like

@@ -6,12 +6,11 @@ import numpy as np
 from nipype.interfaces.base import (BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec,
                                     isdefined, traits)
 
-from ..methods import names
-from ..methods import names
 from ..algorithms.echofit import echo_inconsistency, fit_field, fit_field_nonlinear, quality_mask
 from ..algorithms.romeo import romeo_unwrap
 from ..algorithms.unwrap import laplacian_unwrap, make_congruent, temporal_unwrap
 from ..errors import UserInputError
+from ..methods import names
 from ..qc.results import consistency_warning, drop_nonfinite
 from ._nifti import geometry, load, save_like
 

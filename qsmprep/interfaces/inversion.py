@@ -6,7 +6,6 @@ from __future__ import annotations
 from nipype.interfaces.base import (BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec,
                                     isdefined, traits)
 
-from ..methods import names
 from ..algorithms.cg import cg_l2
 from ..algorithms.focuss import focuss_qsm
 from ..algorithms.inversion import KSpaceProblem, closed_form_l2, tkd
@@ -14,6 +13,7 @@ from ..algorithms.lambda_selection import DEFAULT_LAMBDAS, select_lambda, sweep_
 from ..algorithms.reference import reference_to_mask_mean
 from ..algorithms.tv import tv_admm
 from ..errors import UserInputError
+from ..methods import names
 from ..qc.results import check_chimap
 from ._nifti import geometry, load, load_matching, save_like
 

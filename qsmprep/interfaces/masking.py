@@ -8,11 +8,11 @@ from scipy import ndimage
 from nipype.interfaces.base import (BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec,
                                     isdefined, traits)
 
-from ..methods import names
 from ..algorithms.bet import brain_extraction
 from ..algorithms.masking import (ball, clean_mask, magnitude_mask, opened_within, phase_quality,
                                   phase_quality_mask)
 from ..errors import UserInputError
+from ..methods import names
 from ..qc import add_warnings
 from ..qc.mask import mask_volume_l, mask_warnings
 from ._nifti import geometry, load, save_like

@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-os.environ.setdefault("NIPYPE_NO_ET", "1")
 
 
 def _shell_rms_fn(labels, mask, truth):

@@ -8,11 +8,9 @@ under a minute on two shared cores.
 
 from __future__ import annotations
 
-import os
 
 import pytest
 
-os.environ.setdefault("NIPYPE_NO_ET", "1")
 
 from qsmprep.algorithms.dipole import forward_field  # noqa: E402
 from qsmprep.simulation.phantom import head_phantom  # noqa: E402

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
 
 import nibabel as nib
 import numpy as np
 import pytest
 
-os.environ.setdefault("NIPYPE_NO_ET", "1")
 
 from qsmprep.errors import UserInputError  # noqa: E402
 from qsmprep.interfaces.coils import CombineCoils, coil_mem_gb  # noqa: E402

@@ -8,7 +8,6 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-os.environ.setdefault("NIPYPE_NO_ET", "1")
 
 from qsmprep.algorithms.metrics import demeaned_nrmse  # noqa: E402
 from qsmprep.errors import UserInputError  # noqa: E402

@@ -1,10 +1,8 @@
 """Small simulations shared by the simulator tests (3 mm voxels: each takes ~1-2 s)."""
 
-import os
 
 import pytest
 
-os.environ.setdefault("NIPYPE_NO_ET", "1")
 
 from qsmprep.simulation.dataset import SimulationSpec, simulate  # noqa: E402
 
