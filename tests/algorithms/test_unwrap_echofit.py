@@ -208,7 +208,7 @@ def test_quality_mask_keeps_a_steep_but_correct_field_when_the_echoes_agree():
     fit = fit_field(uw, mag, te, b0, mask)
     assert np.abs(fit.field_ppm - field)[mask].max() < 1e-3          # correctly unwrapped
     jump_only = quality_mask(mask, fit.field_ppm, b0, te[1] - te[0])
-    assert (mask & ~jump_only).sum() > 300                            # measured 1,288 of 30,600 removed
+    assert (mask & ~jump_only).sum() > 300     # measured 1,288 of 30,600 removed
     inc = echo_inconsistency(uw, mag, te, fit, b0, mask)
     assert not inc.any()
     keep = quality_mask(mask, fit.field_ppm, b0, te[1] - te[0], inconsistent=inc,
