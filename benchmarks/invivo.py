@@ -128,7 +128,8 @@ def run_method(method, data, vs, b0, lam_l2):
         chi, note = res.chi, f"no magnitude (plain TV), lambda {res.lam:.3g} (auto), {res.iterations} it"
     elif method == "tv-iso":
         res = tv_admm(f, m, vs, b0, isotropic=True)
-        chi, note = res.chi, f"isotropic TV (option), lambda {res.lam:.3g} (auto), {res.iterations} it"
+        chi, note = res.chi, (f"isotropic TV (option), lambda {res.lam:.3g} (auto), "
+                              f"{res.iterations} it")
     elif method == "tv-cone":
         res = tv_admm(f, m, vs, b0, cone_threshold=0.3)
         chi, note = res.chi, (f"data term x min(1, |D|/0.3) (option), lambda {res.lam:.3g} "
