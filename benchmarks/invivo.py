@@ -132,7 +132,7 @@ def run_method(method, data, vs, b0, lam_l2):
                               f"{res.iterations} it")
     elif method == "tv-cone":
         res = tv_admm(f, m, vs, b0, cone_threshold=0.3)
-        chi, note = res.chi, (f"data term x min(1, |D|/0.3) (option), lambda {res.lam:.3g} "
+        chi, note = res.chi, (f"data term x min(1, abs(D)/0.3) (option), lambda {res.lam:.3g} "
                               f"(auto), {res.iterations} it")
     elif method == "deepqsm":
         from qsmprep.algorithms.deepqsm import deepqsm
