@@ -11,7 +11,7 @@ from ..algorithms.focuss import focuss_qsm
 from ..algorithms.inversion import KSpaceProblem, closed_form_l2, tkd
 from ..algorithms.lambda_selection import DEFAULT_LAMBDAS, select_lambda, sweep_l2
 from ..algorithms.reference import reference_to_mask_mean
-from ..algorithms.tv import tv_admm
+from ..algorithms.tv import TV_LAMBDA_FACTOR, tv_admm
 from ..errors import UserInputError
 from ..methods import names
 from ..qc.results import check_chimap
@@ -137,6 +137,6 @@ class InvertDipole(SimpleInterface):
                                              "30% largest magnitude gradients",
                          "Lambda": res.lam,
                          "LambdaSelection": "fixed" if lam is not None else
-                         "2.5 x 2 x GCV L2 lambda x RMS gradient of the L2 solution",
+                         f"{TV_LAMBDA_FACTOR:g} x 2 x GCV L2 lambda x RMS gradient of the L2 solution",
                          "Rho": res.rho, "Iterations": res.iterations,
                          "NoiseWeighted": noise is not None}
