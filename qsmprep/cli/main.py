@@ -48,6 +48,7 @@ SUBCOMMANDS = {
     "simulate": "simulate",
     "evaluate": "evaluate",
     "train-deepqsm": "train_deepqsm",
+    "stage": "stage",
 }
 
 

@@ -26,6 +26,8 @@ Other commands:
   qsmprep simulate OUTPUT_BIDS simulate a head-phantom BIDS dataset with ground truth
   qsmprep evaluate CHIMAP ...  score a susceptibility map against ground truth
   qsmprep train-deepqsm ...    train the DeepQSM network on synthetic shapes
+  qsmprep stage STAGE ...      run one stage's method on plain NIfTI files (mask,
+                               background, invert)
 """
 
 EPILOG = """\
