@@ -36,6 +36,9 @@ def run_demo(args, out=sys.stdout) -> int:
     cfg = Config(bids_dir=bids_dir, output_dir=root / "derivatives", work_dir=root / "work",
                  pipeline=build_pipeline(args.pipeline)[0], nprocs=args.nprocs,
                  omp_nthreads=max(1, min(args.nprocs, 8)))
+    print(f"demo: the phantom is an MNI head at {spec.scale:g} scale (a small brain), so the "
+          "brain-mask volume check warns about it; on a real adult head it would not.",
+          file=out, flush=True)
     status = run_participant(cfg, out=out)
     if status:
         return status

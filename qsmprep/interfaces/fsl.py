@@ -96,7 +96,7 @@ class BetBrainMask(SimpleInterface):
         mask = clean_mask(raw > 0, vs, erode_mm=self.inputs.erode_mm)
         if mask.sum() < 100:
             raise RuntimeError(f"BET found (nearly) no brain in {self.inputs.magnitude}: try a "
-                               "smaller fractional intensity ([mask] bet_frac in the pipeline "
+                               "smaller fractional intensity ([mask.fsl_bet] frac in the pipeline "
                                "TOML) or the native mask (--mask-method bet)")
         self._results["mask"] = save_like(mask, img, "mask.nii.gz", dtype=np.uint8)
         self._results["parameters"] = {

@@ -84,5 +84,6 @@ def mask_warnings(mask, voxel_size, *, volume_range_l=(0.9, 2.0), head_fov_mm: f
             f"the brain mask is {vol:.2f} L, outside the {lo:g}-{hi:g} L of an adult brain "
             f"with cerebellum (field of view {' x '.join(f'{f:.0f}' for f in fov_mm)} mm, "
             f"which holds the whole head): {what}. Look at the mask (desc-brain_mask), adjust "
-            "[mask] bet_frac in the pipeline TOML, or give your own mask with --mask.")
+            "[mask.bet] frac (or [mask.fsl_bet] frac) in the pipeline TOML, or give your own "
+            "mask with --mask.")
     return out
