@@ -45,7 +45,17 @@ class BodyCoilParams:
 
 
 @dataclass(frozen=True)
-class BetParams:
+class PhaseQualityMaskParams:
+    quality_threshold: float = param(0.9, "", "voxels of phase quality at or below it are "
+                                     "dropped", low=0, high=1)
+    open_mm: float = param(4.0, "mm", "opening radius", low=0)
+    erode_mm: float = param(0.0, "mm", "final erosion", low=0)
+
+
+@dataclass(frozen=True)
+class BetParams(PhaseQualityMaskParams):
+    """BET's parameters, then those of the phase-quality refinement (with the phase)."""
+
     frac: float = param(0.5, "", "fractional intensity threshold (smaller: larger mask)",
                         low=0, low_ok=False, high=1)
     d1_mm: float = param(20.0, "mm", "inward search depth for the minimum intensity",
@@ -53,24 +63,12 @@ class BetParams:
     d2_mm: float = param(10.0, "mm", "inward search depth for the maximum intensity",
                          low=0, low_ok=False)
     iterations: int = param(1000, "", "surface updates per pass", low=1)
-    quality_threshold: float = param(0.9, "", "phase-quality refinement: voxels at or below "
-                                     "it are dropped (with the phase)", low=0, high=1)
-    open_mm: float = param(4.0, "mm", "opening radius of the refinement", low=0)
-    erode_mm: float = param(0.0, "mm", "final erosion", low=0)
 
 
 @dataclass(frozen=True)
 class FslBetParams:
     frac: float = param(0.5, "", "fractional intensity threshold of FSL's bet (-f)",
                         low=0, low_ok=False, high=1)
-    erode_mm: float = param(0.0, "mm", "final erosion", low=0)
-
-
-@dataclass(frozen=True)
-class PhaseQualityMaskParams:
-    quality_threshold: float = param(0.9, "", "voxels of phase quality at or below it are "
-                                     "dropped", low=0, high=1)
-    open_mm: float = param(4.0, "mm", "opening radius", low=0)
     erode_mm: float = param(0.0, "mm", "final erosion", low=0)
 
 
