@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import sys
-import textwrap
 from pathlib import Path
 
+from .messages import fill_message
 
-
-def fill_message(message) -> str:
-    """A message wrapped at 100 columns, breaking only at spaces (never inside a path)."""
-    return textwrap.fill(str(message), 100, subsequent_indent="  ", break_long_words=False,
-                         break_on_hyphens=False)
 
 
 def _fail(message: str) -> int:

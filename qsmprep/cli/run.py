@@ -12,6 +12,7 @@ from pathlib import Path
 from ..bids import (check_output_dir, find_runs, format_run_summary, run_geometry,
                     write_dataset_description)
 from ..config import Config, describe_methods
+from .messages import fill_message
 
 LOG = logging.getLogger("qsmprep")
 
@@ -191,7 +192,6 @@ def run_participant(cfg: Config, out=sys.stdout, err=sys.stderr) -> int:
                               container=os.environ.get("QSMPREP_CONTAINER"))
 
     from ..workflows.base import init_participant_wf
-    from .main import fill_message
 
     wf = init_participant_wf(runs=runs, geometries=geoms, bids_dir=cfg.bids_dir,
                              output_dir=cfg.output_dir, work_dir=cfg.work_dir,
