@@ -167,11 +167,13 @@ def configure_nipype(work_dir: Path) -> Path:
     return crash_dir
 
 
-def run_participant(cfg: Config, out=sys.stdout, err=sys.stderr) -> int:
+def run_participant(cfg: Config, out=None, err=None) -> int:
     """Process every selected run; return the exit status (0 ok, 1 some run failed, 2 a run
     stopped on an input the user must fix). QC warnings are printed as each node finishes
     and again at the end; a node stopped by a UserInputError or QCError is reported as one
     paragraph on ``err``."""
+    out = sys.stdout if out is None else out  # the streams of the call, not of the import
+    err = sys.stderr if err is None else err
     t0 = time.monotonic()
     check_output_dir(cfg.bids_dir, cfg.output_dir, cfg.work_dir)
     runs = find_runs(cfg.bids_dir, list(cfg.participant_labels) or None,
