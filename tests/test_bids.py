@@ -18,9 +18,10 @@ from bids_fixtures import (  # noqa: E402
 
 from qsmprep import __version__  # noqa: E402
 from qsmprep.bids import (  # noqa: E402
-    Run, check_output_dir, derivative_path, find_runs, format_run_summary, load_bids_filters,
-    normalize_bids_filters, report_path, run_geometry, write_dataset_description, write_sidecar,
+    Run, check_output_dir, derivative_path, find_runs, load_bids_filters,
+    normalize_bids_filters, run_geometry, write_dataset_description, write_sidecar,
 )
+from qsmprep.cli.summary import format_run_summary  # noqa: E402
 from qsmprep.errors import UserInputError  # noqa: E402
 
 
@@ -353,7 +354,6 @@ def test_derivative_path(tmp_path):
     assert derivative_path(tmp_path, _run(), "phase", desc="unwrapped", echo=2).name == (
         "sub-01_echo-2_desc-unwrapped_phase.nii.gz")
     assert derivative_path(str(tmp_path), _run(), "R2starmap").parent == tmp_path / "sub-01/anat"
-    assert report_path(tmp_path, "sub-01") == tmp_path / "sub-01.html"
     with pytest.raises(ValueError):
         derivative_path(tmp_path, _run(), "mask", desc="brain_mask")
 

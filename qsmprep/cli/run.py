@@ -9,10 +9,10 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from ..bids import (check_output_dir, find_runs, format_run_summary, run_geometry,
-                    write_dataset_description)
+from ..bids import check_output_dir, find_runs, run_geometry, write_dataset_description
 from ..config import Config, describe_methods
 from .messages import fill_message
+from .summary import format_run_summary
 
 LOG = logging.getLogger("qsmprep")
 

@@ -1,0 +1,160 @@
+"""Derivative names, sidecars, dataset_description.json and the output-folder checks."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..errors import UserInputError
+from .runs import _LABEL_RE, BIDS_VERSION, Run, _sidecar_name
+
+
+def _check_label(value, what):
+    if value is not None and not _LABEL_RE.match(str(value)):
+        raise ValueError(f"{what} label {value!r} must be alphanumeric")
+
+
+def derivative_path(output_dir, run: Run, suffix: str, desc=None, ext=".nii.gz", space=None,
+                    *, echo=None, part=None, datatype: str = "anat") -> Path:
+    """``output_dir/sub-X[/ses-Y]/<datatype>/<prefix>[_echo-][_part-][_space-][_desc-]_<suffix><ext>``.
+
+    Field maps go to ``datatype="fmap"`` (suffix ``fieldmap``, Hz), as BIDS requires.
+    """
+    if datatype not in ("anat", "fmap"):
+        raise ValueError(f"datatype {datatype!r} must be 'anat' or 'fmap'")
+    for value, what in ((suffix, "suffix"), (desc, "desc"), (space, "space"), (echo, "echo"),
+                        (part, "part")):
+        _check_label(value, what)
+    if not suffix:
+        raise ValueError("suffix is required")
+    if not str(ext).startswith("."):
+        raise ValueError(f"extension {ext!r} must start with '.'")
+    return prefixed_derivative_path(output_dir, run.subject, run.session, run.prefix, suffix,
+                                    desc=desc, ext=ext, space=space, echo=echo, part=part,
+                                    datatype=datatype)
+
+
+def prefixed_derivative_path(output_dir, subject, session, prefix, suffix, desc=None,
+                             ext=".nii.gz", space=None, *, echo=None, part=None,
+                             datatype: str = "anat") -> Path:
+    """:func:`derivative_path` from a run's ``subject``/``session``/``prefix`` strings
+    (what a nipype node receives)."""
+    name = prefix
+    for key, value in (("echo", echo), ("part", part), ("space", space), ("desc", desc)):
+        if value is not None:
+            name += f"_{key}-{value}"
+    folder = Path(output_dir) / f"sub-{subject}"
+    if session:
+        folder = folder / f"ses-{session}"
+    return folder / datatype / f"{name}_{suffix}{ext}"
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set)):
+        items = sorted(obj, key=str) if isinstance(obj, set) else obj
+        return [_jsonable(v) for v in items]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, (np.bool_, bool)):
+        return bool(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, (np.floating, float)):
+        value = float(obj)
+        return value if math.isfinite(value) else None
+    if isinstance(obj, np.generic):
+        return _jsonable(obj.item())
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    return obj
+
+
+def _write_json(path: Path, data) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(_jsonable(data), indent=2, sort_keys=True, allow_nan=False) + "\n",
+                   encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def write_sidecar(nifti_path, metadata: dict) -> Path:
+    """Write ``metadata`` as the JSON sidecar of ``nifti_path`` (same stem, .json)."""
+    return _write_json(Path(_sidecar_name(nifti_path)), metadata)
+
+
+def write_dataset_description(output_dir, bids_dir, container=None) -> Path:
+    """Write ``output_dir/dataset_description.json`` for the qsmprep derivatives.
+
+    ``container`` is a type string (``"docker"``, ``"singularity"``) or a dict with
+    at least ``Type`` (and e.g. ``Tag``/``URI``); left out when None.
+    """
+    generated = {"Name": "qsmprep", "Version": __version__,
+                 "Description": "Quantitative susceptibility mapping"}
+    if container:
+        if isinstance(container, str):
+            container = {"Type": container}
+        if not isinstance(container, dict) or "Type" not in container:
+            raise ValueError("container must be a type string or a dict with 'Type'")
+        generated["Container"] = dict(container)
+    bids_dir = Path(bids_dir).expanduser().absolute()
+    source = {"URL": bids_dir.as_uri()}
+    try:
+        src_desc = json.loads((bids_dir / "dataset_description.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        src_desc = {}
+    doi = src_desc.get("DatasetDOI") if isinstance(src_desc, dict) else None
+    if doi:
+        source["DOI"] = doi
+    desc = {
+        "Name": "qsmprep: quantitative susceptibility maps"
+        + (f" of {src_desc['Name']}" if isinstance(src_desc.get("Name"), str) else ""),
+        "BIDSVersion": BIDS_VERSION,
+        "DatasetType": "derivative",
+        "GeneratedBy": [generated],
+        "SourceDatasets": [source],
+    }
+    return _write_json(Path(output_dir) / "dataset_description.json", desc)
+
+
+def _is_within(path: Path, parent: Path) -> bool:
+    return path == parent or parent in path.parents
+
+
+def check_output_dir(bids_dir, output_dir, work_dir=None) -> None:
+    """Refuse output/work directories inside (or equal to) the BIDS dataset, or unwritable.
+
+    Symbolic links are resolved first. Nothing is created here.
+    """
+    bids_real = Path(bids_dir).expanduser().resolve()
+    for path, option in ((output_dir, "OUTPUT_DIR"), (work_dir, "--work-dir")):
+        if path is None:
+            continue
+        real = Path(path).expanduser().resolve()
+        if _is_within(real, bids_real):
+            raise UserInputError(
+                f"The {option} {path} is inside the input BIDS dataset {bids_dir}, but qsmprep "
+                "never writes into the input dataset. Choose a directory outside it, e.g. "
+                f"{bids_real.parent / (bids_real.name + '-derivatives') / 'qsmprep'}."
+            )
+        if real.exists() and not real.is_dir():
+            raise UserInputError(
+                f"The {option} {path} exists but is not a directory. Remove it or choose "
+                "another path."
+            )
+        ancestor = real
+        while not ancestor.exists():
+            ancestor = ancestor.parent
+        if not os.access(ancestor, os.W_OK | os.X_OK):
+            raise UserInputError(
+                f"The {option} {path} is not writable ({ancestor} does not allow writing for "
+                "this user). Choose a writable directory, or fix its permissions (in a "
+                "container, mount it read-write)."
+            )
