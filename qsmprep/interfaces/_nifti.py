@@ -57,8 +57,3 @@ def save_like(data, ref_img, filename, dtype=np.float32) -> str:
     return path
 
 
-def mem_gb_for(shape, n_echoes=1, factor=12.0) -> float:
-    """Memory estimate (GB) of a node that holds ``factor`` float32 copies per echo of a volume
-    padded for FFT (x1.5 per axis)."""
-    nvox = float(np.prod(shape)) * 3.4
-    return max(0.2, nvox * 4 * factor * max(1, n_echoes) / 1e9)

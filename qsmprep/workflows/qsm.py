@@ -1,8 +1,8 @@
-"""The per-run QSM chain.
+"""The per-run QSM chain, composed of the stage workflows (``workflows/stages``).
 
-[coil combination] -> stack echoes -> brain mask -> [phase offset] -> unwrap -> echo field fit (+ R2*/T2*)
--> background removal -> dipole inversion; total-field methods (TFI, prior-preconditioned)
-take the total field and replace the last two stages.
+[coil combination] -> read echoes -> brain mask -> total field ([phase offset], unwrapping,
+echo fit) (+ R2*/T2*) -> background removal -> dipole inversion; total-field inversions
+(TFI, prior-preconditioned) take the total field and skip background removal.
 """
 
 from __future__ import annotations
@@ -11,16 +11,11 @@ import numpy as np
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
-from .. import methods as registry
 from ..config import PipelineSettings
-from ..methods import node_inputs
-from ..interfaces._nifti import mem_gb_for
-from ..interfaces.background import RemoveBackground
-from ..interfaces.fieldmap import FitField, UnwrapPhase
-from ..interfaces.inversion import InvertDipole
-from ..interfaces.masking import NativeBrainMask
-from ..interfaces.phase import RemovePhaseOffset, StackEchoes
-from ..interfaces.r2star import R2StarMap
+from ..interfaces.phase import StackEchoes
+from .resources import Sizes
+from .stages import (init_background_wf, init_coils_wf, init_fieldmap_wf, init_inversion_wf,
+                     init_mask_wf, init_r2star_wf)
 
 OUTPUT_FIELDS = ["magnitude", "mask", "total_field", "local_field", "chi_mask", "chi",
                  "r2star", "t2star", "input_parameters", "coil_parameters", "mask_parameters",
@@ -49,8 +44,9 @@ def init_qsm_wf(*, shape, voxel_size, echo_times, pipeline: PipelineSettings, n_
     ``n_channels > 1`` adds the coil-combination node (``has_body_coil``: a body-coil
     reference is connected); ``user_mask``: the user's own brain mask file, which replaces
     the mask method; ``phase_units``: units of the raw phase (``--phase-units``, ``auto``
-    identifies them). One node per stage, each a thin interface over
-    :mod:`qsmprep.algorithms`.
+    identifies them). One workflow per stage (:mod:`qsmprep.workflows.stages`), each node
+    a thin interface over :mod:`qsmprep.algorithms`; memory estimates from
+    :mod:`qsmprep.workflows.resources`.
 
     inputnode: ``magnitude``, ``phase`` (per-echo files), ``echo_times`` (s),
     ``field_strength`` (T), ``body_magnitude``/``body_phase`` (body-coil files, optional).
@@ -60,160 +56,90 @@ def init_qsm_wf(*, shape, voxel_size, echo_times, pipeline: PipelineSettings, n_
     scaling and input QC), each with its ``QCWarnings`` list.
     """
     p = pipeline
-    n_echoes = len(echo_times)
+    sizes = Sizes(shape, voxel_size, len(echo_times), n_channels)
     wf = pe.Workflow(name=name)
     inputnode = pe.Node(niu.IdentityInterface(
         fields=["magnitude", "phase", "echo_times", "field_strength", "body_magnitude",
                 "body_phase"]), name="inputnode")
     outputnode = pe.Node(niu.IdentityInterface(fields=OUTPUT_FIELDS), name="outputnode")
-    vol_gb = mem_gb_for(shape, 1)
-    echo_gb = mem_gb_for(shape, n_echoes, factor=4)
-    # combined channels come out of coil combination in radians
+    # read the echoes (combined channels come out of coil combination in radians)
     stack = pe.Node(StackEchoes(phase_units=phase_units if n_channels == 1 else "radians"),
-                    name="stack_echoes", mem_gb=echo_gb)
+                    name="stack_echoes", mem_gb=sizes.stage("read"))
     wf.connect(stack, "parameters", outputnode, "input_parameters")
-
     if n_channels > 1:
-        from ..interfaces.coils import CombineCoils
-
-        combine = pe.Node(CombineCoils(method=p.method("coils"),
-                                       **node_inputs(p.params_of("coils")),
-                                       n_threads=omp_nthreads, phase_units=phase_units),
-                          name="coil_combination", n_procs=omp_nthreads,
-                          mem_gb=mem_gb_for(shape, n_echoes * n_channels, factor=3))
-        wf.connect([(inputnode, combine, [("magnitude", "magnitude"), ("phase", "phase"),
-                                          ("echo_times", "echo_times")]),
-                    (combine, stack, [("magnitude", "magnitude"), ("phase", "phase")]),
-                    (combine, outputnode, [("parameters", "coil_parameters")])])
-        if has_body_coil:
-            wf.connect(inputnode, "body_magnitude", combine, "body_magnitude")
-            wf.connect(inputnode, "body_phase", combine, "body_phase")
+        coils = init_coils_wf(method=p.method("coils"), params=p.params_of("coils"),
+                              has_body_coil=has_body_coil, phase_units=phase_units,
+                              mem_gb=sizes.stage("coils"), omp_nthreads=omp_nthreads)
+        wf.connect([(inputnode, coils, [(f, f"inputnode.{f}") for f in
+                                        ("magnitude", "phase", "echo_times", "body_magnitude",
+                                         "body_phase")]),
+                    (coils, stack, [("outputnode.magnitude", "magnitude"),
+                                    ("outputnode.phase", "phase")]),
+                    (coils, outputnode, [("outputnode.parameters", "coil_parameters")])])
     else:
-        wf.connect(inputnode, "magnitude", stack, "magnitude")
-        wf.connect(inputnode, "phase", stack, "phase")
+        wf.connect([(inputnode, stack, [("magnitude", "magnitude"), ("phase", "phase")])])
 
-    mask = _mask_node(p, echo_gb, user_mask)
-    wf.connect(stack, "magnitude", mask, "magnitude")
-    if "phase" in registry.method("mask", p.method("mask")).needs and not user_mask:
-        wf.connect(stack, "phase", mask, "phase")
+    # brain mask
+    mask = init_mask_wf(method=p.method("mask"), params=p.params_of("mask"),
+                        user_mask=user_mask, mem_gb=sizes.stage("mask"))
+    wf.connect([(stack, mask, [("magnitude", "inputnode.magnitude"),
+                               ("phase", "inputnode.phase")]),
+                (stack, outputnode, [("magnitude", "magnitude")]),
+                (mask, outputnode, [("outputnode.mask", "mask"),
+                                    ("outputnode.parameters", "mask_parameters")])])
 
-    unwrap = _unwrap_node(p, echo_gb + vol_gb, omp_nthreads)
-    wf.connect([(stack, unwrap, [("magnitude", "magnitude")]),
-                (inputnode, unwrap, [("echo_times", "echo_times")])])
-    if p.method("phase_offset") == "mcpc3ds":
-        offset = pe.Node(RemovePhaseOffset(n_threads=omp_nthreads), name="phase_offset",
-                         mem_gb=echo_gb, n_procs=omp_nthreads)
-        wf.connect([(stack, offset, [("phase", "phase"), ("magnitude", "magnitude")]),
-                    (inputnode, offset, [("echo_times", "echo_times")]),
-                    (offset, unwrap, [("phase", "phase")])])
-    else:
-        wf.connect(stack, "phase", unwrap, "phase")
-    if "mask" in registry.method("unwrap", p.method("unwrap")).needs:
-        wf.connect(mask, "mask", unwrap, "mask")
+    # total field: phase offset, unwrapping, echo fit
+    fieldmap = init_fieldmap_wf(
+        unwrap_method=p.method("unwrap"), unwrap_params=p.params_of("unwrap"),
+        offset_method=p.method("phase_offset"), fit_method=p.method("echoes"),
+        fit_params=p.params_of("echoes"), mem_gb_echoes=sizes.stage("echoes"),
+        mem_gb_unwrap=sizes.stage("unwrap"), omp_nthreads=omp_nthreads)
+    wf.connect([(stack, fieldmap, [("magnitude", "inputnode.magnitude"),
+                                   ("phase", "inputnode.phase")]),
+                (mask, fieldmap, [("outputnode.mask", "inputnode.mask")]),
+                (inputnode, fieldmap, [("echo_times", "inputnode.echo_times"),
+                                       ("field_strength", "inputnode.field_strength")]),
+                (fieldmap, outputnode, [("outputnode.total_field", "total_field"),
+                                        ("outputnode.parameters", "unwrap_parameters")])])
 
-    fit = pe.Node(FitField(unwrap_method=p.method("unwrap"), fit=p.method("echoes"),
-                           **node_inputs(p.params_of("echoes"))), name="field_fit",
-                  mem_gb=echo_gb)
-    wf.connect([
-        (unwrap, fit, [("unwrapped", "unwrapped")]),
-        (stack, fit, [("magnitude", "magnitude")]),
-        (mask, fit, [("mask", "mask")]),
-        (inputnode, fit, [("echo_times", "echo_times"), ("field_strength", "field_strength")]),
-        (stack, outputnode, [("magnitude", "magnitude")]),
-        (mask, outputnode, [("mask", "mask"), ("parameters", "mask_parameters")]),
-        (fit, outputnode, [("total_field", "total_field"), ("parameters", "unwrap_parameters")]),
-    ])
-
+    # R2*/T2* (two echoes or more)
     r2_method = r2star_method_for(echo_times, p.method("r2star"))
     if r2_method:
-        r2 = pe.Node(R2StarMap(method=r2_method), name="r2star", mem_gb=echo_gb)
-        wf.connect([(stack, r2, [("magnitude", "magnitude")]), (mask, r2, [("mask", "mask")]),
-                    (inputnode, r2, [("echo_times", "echo_times")]),
-                    (r2, outputnode, [("r2star", "r2star"), ("t2star", "t2star"),
-                                      ("parameters", "r2star_parameters")])])
+        r2 = init_r2star_wf(method=r2_method, mem_gb=sizes.stage("r2star"))
+        wf.connect([(stack, r2, [("magnitude", "inputnode.magnitude")]),
+                    (mask, r2, [("outputnode.mask", "inputnode.mask")]),
+                    (inputnode, r2, [("echo_times", "inputnode.echo_times")]),
+                    (r2, outputnode, [("outputnode.r2star", "r2star"),
+                                      ("outputnode.t2star", "t2star"),
+                                      ("outputnode.parameters", "r2star_parameters")])])
 
-    if p.uses_background_step:
-        _local_field_inversion(wf, p, stack, fit, outputnode, vol_gb, omp_nthreads, device,
-                               deep_gb=(shape, voxel_size))
-    else:
-        _total_field_inversion(wf, p, inputnode, stack, fit, outputnode, vol_gb, echo_gb,
-                               omp_nthreads)
-    return wf
-
-
-def _mask_node(p, mem_gb, user_mask):
-    method, params = p.method("mask"), p.params_of("mask")
-    if user_mask:
-        return pe.Node(NativeBrainMask(user_mask=str(user_mask), erode_mm=params.erode_mm),
-                       name="brain_mask", mem_gb=mem_gb)
-    if method == "fsl_bet":
-        from ..interfaces.fsl import BetBrainMask
-
-        return pe.Node(BetBrainMask(**node_inputs(params)), name="brain_mask", mem_gb=mem_gb)
-    return pe.Node(NativeBrainMask(method=method, **node_inputs(params)), name="brain_mask",
-                   mem_gb=mem_gb)
-
-
-def _unwrap_node(p, mem_gb, omp_nthreads):
-    if p.method("unwrap") == "prelude":
-        from ..interfaces.fsl import PreludeUnwrap
-
-        return pe.Node(PreludeUnwrap(), name="unwrap", mem_gb=mem_gb)
-    return pe.Node(UnwrapPhase(method=p.method("unwrap"), **node_inputs(p.params_of("unwrap")),
-                               n_threads=omp_nthreads),
-                   name="unwrap", mem_gb=mem_gb, n_procs=omp_nthreads)
-
-
-def _local_field_inversion(wf, p, stack, fit, outputnode, vol_gb, omp_nthreads, device, deep_gb):
-    """Background removal, then an inversion of the local field."""
-    bg = pe.Node(RemoveBackground(method=p.method("background"),
-                                  **node_inputs(p.params_of("background")),
-                                  n_threads=omp_nthreads),
-                 name="background", mem_gb=vol_gb * 2, n_procs=omp_nthreads)
-    wf.connect([(fit, bg, [("total_field", "total_field"), ("noise", "noise"),
-                           ("quality_mask", "mask")]),
-                (bg, outputnode, [("local_field", "local_field"), ("mask", "chi_mask"),
-                                  ("parameters", "background_parameters")])])
+    # background removal (local-field inversions), then the dipole inversion
     method = p.method("inversion")
-    needs = registry.method("inversion", method).needs
-    if method == "deepqsm":
-        from ..interfaces.deepqsm import DeepQSM, deepqsm_mem_gb
-
-        inv = pe.Node(DeepQSM(device=device, n_threads=omp_nthreads), name="inversion",
-                      n_procs=omp_nthreads, mem_gb=deepqsm_mem_gb(*deep_gb))
+    inversion = init_inversion_wf(method=method, params=p.params_of("inversion"),
+                                  background=p.method("background"), device=device,
+                                  mem_gb=sizes.stage("inversion", method),
+                                  omp_nthreads=omp_nthreads)
+    wf.connect([(stack, inversion, [("magnitude", "inputnode.magnitude")]),
+                (fieldmap, inversion, [("outputnode.noise", "inputnode.noise")]),
+                (inputnode, inversion, [("echo_times", "inputnode.echo_times"),
+                                        ("field_strength", "inputnode.field_strength")]),
+                (inversion, outputnode, [("outputnode.chi", "chi"),
+                                         ("outputnode.mask", "chi_mask"),
+                                         ("outputnode.parameters", "inversion_parameters")])])
+    if p.uses_background_step:
+        background = init_background_wf(method=p.method("background"),
+                                        params=p.params_of("background"),
+                                        mem_gb=sizes.stage("background"),
+                                        omp_nthreads=omp_nthreads)
+        wf.connect([(fieldmap, background, [("outputnode.total_field", "inputnode.total_field"),
+                                            ("outputnode.noise", "inputnode.noise"),
+                                            ("outputnode.quality_mask", "inputnode.mask")]),
+                    (background, inversion, [("outputnode.local_field", "inputnode.field"),
+                                             ("outputnode.mask", "inputnode.mask")]),
+                    (background, outputnode, [("outputnode.local_field", "local_field"),
+                                              ("outputnode.parameters",
+                                               "background_parameters")])])
     else:
-        inv = pe.Node(InvertDipole(method=method, **node_inputs(p.params_of("inversion")),
-                                   n_threads=omp_nthreads),
-                      name="inversion", mem_gb=vol_gb * 4, n_procs=omp_nthreads)
-        if "magnitude" in needs:
-            wf.connect(stack, "magnitude", inv, "magnitude")
-        if "noise" in needs:
-            wf.connect(fit, "noise", inv, "noise")
-    wf.connect([(bg, inv, [("local_field", "local_field"), ("mask", "mask")]),
-                (inv, outputnode, [("chi", "chi"), ("parameters", "inversion_parameters")])])
-
-
-def _total_field_inversion(wf, p, inputnode, stack, fit, outputnode, vol_gb, echo_gb,
-                           omp_nthreads):
-    """TFI or prior-preconditioned QSM: one node from the total field to chi."""
-    params = node_inputs(p.params_of("inversion"))
-    if p.method("inversion") == "tfi":
-        from ..interfaces.totalfield import TotalFieldInversion
-
-        inv = pe.Node(TotalFieldInversion(**params, n_threads=omp_nthreads), name="inversion",
-                      mem_gb=vol_gb * 6, n_procs=omp_nthreads)
-        wf.connect(stack, "magnitude", inv, "magnitude")
-    else:
-        from ..interfaces.preconditioned import PreconditionedQSM
-
-        background = p.method("background")
-        inv = pe.Node(PreconditionedQSM(
-            background=background if background in ("vsharp", "pdf") else "vsharp", **params),
-            name="inversion", mem_gb=echo_gb + vol_gb * 4)
-        wf.connect([(stack, inv, [("magnitude", "magnitudes")]),
-                    (inputnode, inv, [("echo_times", "echo_times"),
-                                      ("field_strength", "b0_tesla")])])
-    wf.connect([(fit, inv, [("total_field", "total_field"), ("noise", "noise"),
-                            ("quality_mask", "mask")]),
-                (inv, outputnode, [("chi", "chi"), ("mask", "chi_mask"),
-                                   ("parameters", "inversion_parameters")])])
+        wf.connect([(fieldmap, inversion, [("outputnode.total_field", "inputnode.field"),
+                                           ("outputnode.quality_mask", "inputnode.mask")])])
+    return wf

@@ -17,7 +17,21 @@ def pipeline_run(tmp_path_factory):
         echo_times=(0.004, 0.008, 0.012)))
     assert main([str(root / "bids"), str(root / "out"), "participant", "-w", str(root / "work"),
                  "--nprocs", "1"]) == 0
-    return root, root / "work" / "qsmprep_participant_wf" / "run_sub_01"
+    run = root / "work" / "qsmprep_participant_wf" / "run_sub_01"
+    return root, _Nodes(run)
+
+
+class _Nodes:
+    """``w / "background/local_field.nii.gz"`` -> that node's file wherever its stage
+    workflow nests it in the work dir."""
+
+    def __init__(self, run):
+        self.run = run
+
+    def __truediv__(self, rel):
+        node, name = rel.split("/")
+        (found,) = self.run.glob(f"**/{node}/{name}")
+        return found
 
 
 def _data(path):

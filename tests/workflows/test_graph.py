@@ -79,7 +79,8 @@ def test_input_variants_are_fully_connected(case, tmp_path):
 def test_an_unconnected_input_is_found():
     """The check itself can fail: a node whose mandatory input is cut is reported."""
     wf = _build(PipelineSettings())
-    inv = wf.get_node("inversion")
-    for src, dst, data in list(wf._graph.in_edges(inv, data=True)):
+    stage = wf.get_node("inversion_wf")
+    inv = stage.get_node("inversion")
+    for src, dst, data in list(stage._graph.in_edges(inv, data=True)):
         data["connect"] = [c for c in data["connect"] if c[1] != "local_field"]
     assert any(m.endswith("inversion.local_field") for m in _unconnected(wf))
