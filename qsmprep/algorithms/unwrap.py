@@ -84,7 +84,7 @@ def unwrap_echo_difference(diff, voxel_size, magnitude=None, mask=None, method: 
     former behaviour; see the module doc for why it makes islands). The result is
     congruent with ``diff``.
     """
-    from .romeo import _component_medians, edge_quality, mst_unwrap  # romeo imports unwrap
+    from .spanning_tree import _component_medians, edge_quality, mst_unwrap
 
     d = np.asarray(diff, np.float32)
     lap = make_congruent(d, laplacian_unwrap(d, voxel_size, workers=workers))
