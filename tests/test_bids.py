@@ -513,3 +513,28 @@ def test_channel_count_must_agree(tmp_path):
         find_runs(root)
     msg = one_paragraph(err)
     assert str(files[("phase", 2)]) in msg and "receive channels" in msg
+
+
+def test_atomic_copy_never_leaves_a_partial_file(tmp_path, monkeypatch):
+    """A copy that fails half way (disk full, kill) leaves the previous output intact and no
+    temporary file behind."""
+    import shutil
+
+    from qsmprep.bids.derivatives import atomic_copy
+
+    dst = tmp_path / "out" / "sub-01_Chimap.nii.gz"
+    src = tmp_path / "new.nii.gz"
+    src.write_bytes(b"new complete result")
+    atomic_copy(src, dst)
+    assert dst.read_bytes() == b"new complete result"
+
+    def failing_copy(a, b):
+        Path(b).write_bytes(b"new comp")  # half written, then the disk fills
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(shutil, "copyfile", failing_copy)
+    src.write_bytes(b"a second result")
+    with pytest.raises(OSError):
+        atomic_copy(src, dst)
+    assert dst.read_bytes() == b"new complete result"
+    assert sorted(p.name for p in dst.parent.iterdir()) == ["sub-01_Chimap.nii.gz"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +84,21 @@ def _write_json(path: Path, data) -> Path:
                    encoding="utf-8")
     os.replace(tmp, path)
     return path
+
+
+def atomic_copy(src, dst) -> Path:
+    """Copy ``src`` onto ``dst`` through a temporary file in ``dst``'s folder and a rename,
+    so ``dst`` is either the old file or the complete new one, never a partial copy."""
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return dst
 
 
 def write_sidecar(nifti_path, metadata: dict) -> Path:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import nibabel as nib
@@ -14,7 +13,7 @@ from nipype.interfaces.base import (BaseInterfaceInputSpec, Directory, File, Inp
 from .. import __version__
 from ..algorithms.magnitude import rss as root_sum_of_squares
 from ..algorithms.phase import ppm_to_hz
-from ..bids import prefixed_derivative_path, write_sidecar
+from ..bids.derivatives import atomic_copy, prefixed_derivative_path, write_sidecar
 from ..qc import QC_KEY, run_warnings, warnings_of
 from ._nifti import load, save_like
 
@@ -93,10 +92,11 @@ class WriteDerivatives(SimpleInterface):
         def put(src, dst, meta, data=None, dtype=np.float32):
             dst = str(dst)
             if data is None:
-                shutil.copyfile(src, dst)
+                atomic_copy(src, dst)
             else:
                 tmp = save_like(data, ref, os.path.basename(dst), dtype=dtype)
-                shutil.move(tmp, dst)
+                atomic_copy(tmp, dst)
+                os.remove(tmp)
             written.append(dst)
             written.append(str(write_sidecar(dst, {**common, **meta})))
 
