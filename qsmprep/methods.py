@@ -245,6 +245,8 @@ METHODS = (
     Method("inversion", "focuss", "FOCUSS with magnitude prior", L2Params,
            needs=("magnitude",), consumes="local_field",
            citation="Gorodnitsky & Rao, IEEE TSP 1997"),
+    # TV is not given the noise map on purpose: at its automatic lambda, noise weighting
+    # measured no better (docs/inversion.md); tv_admm accepts one for direct use
     Method("inversion", "tv", "magnitude-weighted TV (ADMM)", TvParams, needs=("magnitude",),
            consumes="local_field", citation="Liu et al., MRM 2012 (MEDI); Bilgic et al. 2014",
            lambda_convention="lambda multiplies ||M grad chi||_1 against ||W (D chi - f)||^2/2"),
