@@ -48,7 +48,7 @@ import numpy as np
 
 from .fft import rfft_weights
 
-__all__ = ["LambdaSweep", "sweep_l2", "select_lambda", "cone_noise_spectrum", "DEFAULT_LAMBDAS",
+__all__ = ["LambdaSweep", "sweep_l2", "select_lambda", "choose_l2_lambda", "cone_noise_spectrum", "DEFAULT_LAMBDAS",
            "LAMBDA_RULES"]
 
 DEFAULT_LAMBDAS = np.logspace(-5, 0, 25)
@@ -196,3 +196,10 @@ def select_lambda(sweep: LambdaSweep, rule: str = "upre") -> float:
         i = int(np.argmax(k[1:-1])) + 1
         return float(sweep.lambdas[i])
     raise ValueError(f"unknown lambda rule {rule!r} (use one of {', '.join(LAMBDA_RULES)})")
+
+
+def choose_l2_lambda(problem, rule: str = "upre", lambdas=DEFAULT_LAMBDAS):
+    """``(lambda, sweep)``: the closed-form L2 sweep of ``problem`` (a
+    :class:`qsmprep.algorithms.inversion.KSpaceProblem`) and the lambda ``rule`` picks."""
+    sweep = sweep_l2(problem.spectrum, problem.d, problem.e2, lambdas)
+    return select_lambda(sweep, rule), sweep

@@ -9,7 +9,7 @@ from nipype.interfaces.base import (BaseInterfaceInputSpec, File, SimpleInterfac
 from ..algorithms.cg import cg_l2
 from ..algorithms.focuss import focuss_qsm
 from ..algorithms.inversion import KSpaceProblem, closed_form_l2, tkd
-from ..algorithms.lambda_selection import DEFAULT_LAMBDAS, select_lambda, sweep_l2
+from ..algorithms.lambda_selection import choose_l2_lambda, select_lambda
 from ..algorithms.reference import reference_to_mask_mean
 from ..algorithms.tv import TV_LAMBDA_FACTOR, tv_admm
 from ..errors import UserInputError
@@ -72,8 +72,7 @@ class InvertDipole(SimpleInterface):
                 lam = float(self.inputs.lam)
                 params["LambdaSelection"] = "fixed"
             else:
-                sweep = sweep_l2(prob.spectrum, prob.d, prob.e2, DEFAULT_LAMBDAS)
-                lam = select_lambda(sweep, self.inputs.lambda_rule)
+                lam, sweep = choose_l2_lambda(prob, self.inputs.lambda_rule)
                 params["LambdaSelection"] = self.inputs.lambda_rule
                 params["LambdaSweep"] = [float(v) for v in sweep.lambdas]
                 params["LCurveCornerLambda"] = select_lambda(sweep, "lcurve")
@@ -90,8 +89,7 @@ class InvertDipole(SimpleInterface):
         if isdefined(self.inputs.lam):
             return float(self.inputs.lam), "fixed"
         prob = KSpaceProblem(field, vs, b0, mask=mask, workers=w)
-        sweep = sweep_l2(prob.spectrum, prob.d, prob.e2, DEFAULT_LAMBDAS)
-        return select_lambda(sweep, self.inputs.lambda_rule), self.inputs.lambda_rule
+        return choose_l2_lambda(prob, self.inputs.lambda_rule)[0], self.inputs.lambda_rule
 
     def _iterative(self, field, img, mask, vs, b0, w):
         convention = ("weight of sum_i ||G_i chi||^2, G_i forward difference / voxel size "
