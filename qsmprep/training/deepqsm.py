@@ -279,7 +279,7 @@ def train(cfg: TrainConfig, resume: bool = True, stream=sys.stderr) -> dict:
     ckpt_path = out / "checkpoint-last.pt"
     step, history, wall = 0, [], 0.0
     if resume and ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location=dev, weights_only=False)
+        ck = torch.load(ckpt_path, map_location=dev, weights_only=True)  # tensors only
         if ck["arch"] != _arch(cfg) or ck["config"]["patch_size"] != cfg.patch_size:
             raise UserInputError(f"train-deepqsm: {ckpt_path} was written with a different network "
                                  "or patch size than requested. Use the same settings, another "

@@ -110,3 +110,21 @@ def test_missing_torch_gives_install_hint():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=dict(os.environ, NIPYPE_NO_ET="1"), timeout=120)
     assert 'pip install "qsmprep[deepqsm]"' in out.stdout, out.stderr
+
+
+def test_weights_are_loaded_as_tensors_only(tmp_path):
+    """A checkpoint that pickles an arbitrary object is refused, not executed (torch.load
+    with weights_only=True)."""
+    import torch
+
+    from qsmprep.algorithms.deepqsm.model import load_model
+    from qsmprep.errors import UserInputError
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("this must never run",))
+
+    bad = tmp_path / "deepqsm.pt"
+    torch.save({"arch": {}, "state_dict": {}, "evil": Payload()}, bad)
+    with pytest.raises(UserInputError, match="could not be read"):
+        load_model(bad)

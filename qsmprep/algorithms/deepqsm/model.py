@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,13 +57,14 @@ def load_model(path=None, device: str = "cpu") -> DeepQSMModel:
         raise UserInputError("DeepQSM: device 'cuda' was requested but PyTorch sees no CUDA GPU. "
                              "Use device 'cpu', or install a CUDA build of torch.")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
+        payload = torch.load(path, map_location="cpu", weights_only=True)  # tensors only
         arch = payload["arch"]
         net = UNet3d(base=arch["base"], depth=arch["depth"], dropout=arch["dropout"],
                      residual=arch.get("residual", False),
                      bias=arch.get("bias", True))
         net.load_state_dict(payload["state_dict"])
-    except (KeyError, RuntimeError, TypeError, ValueError) as exc:
+    except (KeyError, RuntimeError, TypeError, ValueError, pickle.UnpicklingError) as exc:
+        # weights_only refuses any pickled object that is not tensors and plain containers
         raise UserInputError(f"DeepQSM weights {path} could not be read ({exc}). Use a deepqsm.pt "
                              "written by `qsmprep train-deepqsm` with this qsmprep version.") from exc
     net.eval().to(device)
