@@ -288,9 +288,21 @@ def resolve_fsl_methods(settings: PipelineSettings, fsl_mode: str):
 
 def build_pipeline(name_or_path: str, methods: dict | None = None, lam: float | None = None,
                    fsl_mode: str = "auto"):
-    """The pipeline that runs: preset or file, flags, then ``--fsl``; ``(settings, notes)``."""
-    return resolve_fsl_methods(with_overrides(load_pipeline(name_or_path), methods, lam),
-                               fsl_mode)
+    """The pipeline that runs: preset or file, flags, then ``--fsl``; ``(settings, notes)``.
+
+    A method whose requirement is missing here (torch for DeepQSM) stops the run now, with
+    the fix, instead of failing in the middle of it."""
+    settings, notes = resolve_fsl_methods(
+        with_overrides(load_pipeline(name_or_path), methods, lam), fsl_mode)
+    for st in reg.STAGES:
+        m = reg.method(st.name, settings.method(st.name))
+        if m.requires == "torch" and not reg.available(m):
+            raise UserInputError(
+                f"The {st.name} method {m.name!r} (pipeline {settings.name!r}) needs PyTorch, "
+                "which is not installed. Install it with `pip install \"torch==2.13.0\"` then "
+                "`pip install \".[deepqsm]\"` (or `pip install \"qsmprep[deepqsm]\"`), or choose "
+                f"another method with {st.flag}.")
+    return settings, notes
 
 
 def describe_methods(settings: PipelineSettings) -> str:

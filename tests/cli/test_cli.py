@@ -114,3 +114,17 @@ def test_user_errors_are_one_paragraph(case, tiny_bids, tmp_path, capsys):
         assert "echo-2_part-mag_MEGRE" in err and "EchoTime" in err
     if case == "unknown_subject":
         assert "01" in err  # lists what exists
+
+
+def test_deepqsm_without_torch_stops_before_processing(tmp_path, monkeypatch, capsys):
+    """The deepqsm preset where torch is missing stops at once, naming the fix."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "torch" else real(name, *a))
+    assert main([str(tmp_path / "bids"), str(tmp_path / "out"), "participant",
+                 "--pipeline", "deepqsm"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "needs PyTorch" in err and "--inversion" in err
+    assert not (tmp_path / "out").exists()
