@@ -128,6 +128,18 @@ def _node_error(node):
     return None
 
 
+def _node_cause(node) -> str:
+    """The last line of a failed node's exception (its cause), or "" when none was saved."""
+    try:
+        tb = node.result.runtime.traceback
+    except Exception:
+        return ""
+    if isinstance(tb, (list, tuple)):
+        tb = "".join(tb)
+    lines = [ln.strip() for ln in str(tb or "").strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else ""
+
+
 def configure_logging(work_dir: Path) -> Path:
     """Send nipype's messages to a log file in the work directory, not the console."""
     log_dir = work_dir / "logs"
@@ -223,6 +235,11 @@ def run_participant(cfg: Config, out=None, err=None) -> int:
               f"runs that finished were written to {cfg.output_dir}.", file=out, flush=True)
         return status
     if failed or progress.failed:
+        for run, stage, node in progress.failed:
+            cause = _node_cause(node)
+            if cause:
+                print("qsmprep: error: " + fill_message(f"{run}: {stage or node.name} failed: "
+                                                         f"{cause}"), file=err, flush=True)
         crashes = sorted(crash_dir.glob("crash-*"), key=lambda p: p.stat().st_mtime)
         print(f"qsmprep: {len(progress.failed) or 'some'} step(s) failed after {took:.0f} s. "
               f"Details: {crashes[-1] if crashes else crash_dir} (all crash files in {crash_dir}; "

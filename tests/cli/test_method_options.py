@@ -125,3 +125,18 @@ def test_uncombined_channels_are_combined_first(tmp_path):
     side = json.loads((tmp_path / "o" / "sub-01" / "anat" / "sub-01_Chimap.json").read_text())
     assert "body" in json.dumps(side["CoilCombination"]).lower()
     assert any("acq-body" in s for s in side["Sources"])
+
+
+def test_a_failed_step_shows_its_cause(tiny_bids, tmp_path):
+    """A step that fails with an error the user did not cause shows the exception's last
+    line on the console, not only the crash-file path."""
+    ref = nib.load(next((tiny_bids / "sub-01" / "anat").glob("*echo-1_part-mag*.nii.gz")))
+    mask = np.zeros(ref.shape, np.uint8)
+    mask[20:22, 20:22, 20:22] = 1  # 8 voxels: the mask node refuses a (nearly) empty mask
+    nib.save(nib.Nifti1Image(mask, ref.affine), tmp_path / "tiny_mask.nii.gz")
+    res = _cli(tiny_bids, tmp_path / "o", "participant", "-w", tmp_path / "w",
+               "--mask", tmp_path / "tiny_mask.nii.gz", "--nprocs", "1")
+    assert res.returncode == 1, res.stdout + res.stderr
+    err = " ".join(res.stderr.split())
+    assert "brain mask failed: RuntimeError:" in err and "(nearly) empty" in err
+    assert "crash" in res.stdout
