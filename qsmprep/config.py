@@ -246,9 +246,15 @@ def with_overrides(settings: PipelineSettings, methods: dict | None = None,
                    lam: float | None = None) -> PipelineSettings:
     """Apply command-line overrides: ``methods`` stage -> method (``None`` ignored), then
     ``--lambda`` on the chosen inversion method (which must have a lambda)."""
+    changed = []
     for stage, method in (methods or {}).items():
-        if method is not None:
+        if method is not None and method != settings.method(stage):
             settings = settings.with_method(stage, method)
+            changed.append(f"{stage}={method}")
+    if lam is not None:
+        changed.append(f"lambda={lam:g}")
+    if changed:  # the sidecars' Pipeline names what ran, not only the preset
+        settings = replace(settings, name=f"{settings.name}+{'+'.join(changed)}")
     flags = {}
     if lam is not None:
         inv = settings.method("inversion")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import nibabel as nib
@@ -137,8 +138,20 @@ class WriteDerivatives(SimpleInterface):
             put(i.magnitude, self._path("magnitude", desc=desc, datatype="fmap"),
                 {"Description": "Root-sum-of-squares magnitude over echoes",
                  QC_KEY: qc["input_parameters"]}, data=magn)
+        self._remove_stale(written)
         self._results["out_files"] = written
         return runtime
+
+    def _remove_stale(self, written):
+        """Delete this run's qsmprep outputs that this run did not write (a re-run with
+        another pipeline: no local field map left beside a TFI chi map)."""
+        keep = {os.path.abspath(f) for f in written}
+        for datatype in ("anat", "fmap"):
+            folder = Path(self._path("Chimap", datatype=datatype)).parent
+            for f in folder.glob(f"{self.inputs.prefix}_*"):
+                rest = f.name[len(self.inputs.prefix) + 1:]
+                if os.path.abspath(f) not in keep and _STALE.match(rest):
+                    f.unlink()
 
 
 # (stage label as on the console, input holding its parameters), in pipeline order
@@ -147,6 +160,12 @@ _QC_STAGES = (("read echoes", "input_parameters"), ("coil combination", "coil_pa
               ("R2*/T2* maps", "r2star_parameters"),
               ("background removal", "background_parameters"),
               ("dipole inversion", "inversion_parameters"))
+
+
+# the names qsmprep writes for a run, after the run's prefix and "_" (another run's files
+# carry more entities there and never match)
+_STALE = re.compile(r"^(?:Chimap|R2starmap|T2starmap|desc-brain_mask|desc-[a-z]+_fieldmap|"
+                    r"desc-[a-z]+_magnitude)\.(?:nii\.gz|json)$")
 
 
 def _without_qc(parameters: dict) -> dict:

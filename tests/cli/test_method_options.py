@@ -140,3 +140,22 @@ def test_a_failed_step_shows_its_cause(tiny_bids, tmp_path):
     err = " ".join(res.stderr.split())
     assert "brain mask failed: RuntimeError:" in err and "(nearly) empty" in err
     assert "crash" in res.stdout
+
+
+def test_rerun_with_another_pipeline_leaves_no_stale_outputs(tiny_bids, tmp_path):
+    """V-SHARP + L2, then TFI into the same output: the local field map of the first run is
+    gone (TFI has none), another run's files stay, and the sidecar names the override."""
+    out = tmp_path / "o"
+    assert _cli(tiny_bids, out, "participant", "-w", tmp_path / "w", "--pipeline",
+                "fast").returncode == 0
+    fmap = out / "sub-01" / "fmap"
+    assert (fmap / "sub-01_desc-local_fieldmap.nii.gz").is_file()
+    other = out / "sub-01" / "anat" / "sub-01_acq-other_Chimap.nii.gz"
+    other.write_bytes(b"another run's output")
+    res = _cli(tiny_bids, out, "participant", "-w", tmp_path / "w", "--pipeline", "fast",
+               "--inversion", "tfi")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert not list(fmap.glob("sub-01_desc-local_*"))
+    assert (fmap / "sub-01_desc-total_fieldmap.nii.gz").is_file() and other.is_file()
+    side = json.loads((out / "sub-01" / "anat" / "sub-01_Chimap.json").read_text())
+    assert side["GeneratedBy"]["Pipeline"] == "fast+inversion=tfi"
