@@ -53,7 +53,8 @@ def test_config_from_preset_and_flags(tmp_path):
                                       "--inversion", "l2", "--lambda", "0.01", "--nprocs", "3"])
     cfg = build_config(args)
     assert cfg.participant_labels == ("sub-01", "02")
-    assert cfg.pipeline.name == "fast" and cfg.pipeline.method("background") == "vsharp"
+    assert cfg.pipeline.name == "fast+lambda=0.01"  # the overrides are named
+    assert cfg.pipeline.method("background") == "vsharp"
     assert cfg.pipeline.method("inversion") == "l2"
     assert cfg.pipeline.params_of("inversion").lam == 0.01
     assert cfg.nprocs == 3 and cfg.omp_nthreads == 3
