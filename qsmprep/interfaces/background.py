@@ -1,4 +1,4 @@
-"""Background field removal node (PDF, SHARP or V-SHARP)."""
+"""Background field removal node: loads, calls :func:`remove_background`, saves."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ import numpy as np
 from nipype.interfaces.base import (BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec,
                                     isdefined, traits)
 
-from ..algorithms.lbv import lbv
-from ..algorithms.background import SHARP_RADIUS_MM, default_radii, sharp, vsharp
-from ..algorithms.pdf import pdf
+from ..algorithms.background import SHARP_RADIUS_MM
+from ..algorithms.remove_background import remove_background
 from ..errors import QCError, UserInputError
 from ..methods import names
 from ..qc import add_warnings
@@ -54,31 +53,13 @@ class RemoveBackground(SimpleInterface):
                 f"{self.inputs.total_field} {field.shape}: give a mask on the same grid.")
         mask = mask_data > 0
         vs, b0 = geometry(img)
-        if self.inputs.method == "pdf":
-            noise = load(self.inputs.noise)[0] if isdefined(self.inputs.noise) else None
-            local, iters = pdf(field, mask, vs, b0, noise=noise, max_iter=self.inputs.pdf_max_iter,
-                               margin_mm=self.inputs.pdf_margin_mm, workers=self.inputs.n_threads)
-            out_mask = mask
-            params = {"Method": "PDF", "MaxIterations": self.inputs.pdf_max_iter,
-                      "Iterations": iters, "NoiseWeighted": noise is not None,
-                      "MarginMm": self.inputs.pdf_margin_mm}
-        elif self.inputs.method == "lbv":
-            local, out_mask, iters = lbv(field, mask, vs, peel=self.inputs.lbv_peel)
-            params = {"Method": "LBV", "PeeledLayers": self.inputs.lbv_peel,
-                      "Iterations": iters}
-        elif self.inputs.method == "sharp":
-            local, out_mask = sharp(field, mask, vs, radius_mm=self.inputs.sharp_radius_mm,
-                                    threshold=self.inputs.vsharp_threshold,
-                                    workers=self.inputs.n_threads)
-            params = {"Method": "SHARP", "RadiusMm": self.inputs.sharp_radius_mm,
-                      "TruncationThreshold": self.inputs.vsharp_threshold}
-        else:
-            radii = (list(self.inputs.vsharp_radii_mm) if isdefined(self.inputs.vsharp_radii_mm)
-                     else []) or list(default_radii(vs))
-            local, out_mask = vsharp(field, mask, vs, radii, self.inputs.vsharp_threshold,
-                                     workers=self.inputs.n_threads)
-            params = {"Method": "V-SHARP", "RadiiMm": radii,
-                      "TruncationThreshold": self.inputs.vsharp_threshold}
+        i = self.inputs
+        noise = load(i.noise)[0] if isdefined(i.noise) else None
+        local, out_mask, params = remove_background(
+            i.method, field, mask, vs, b0, noise=noise,
+            radii_mm=list(i.vsharp_radii_mm) if isdefined(i.vsharp_radii_mm) else None,
+            threshold=i.vsharp_threshold, radius_mm=i.sharp_radius_mm, max_iter=i.pdf_max_iter,
+            margin_mm=i.pdf_margin_mm, peel=i.lbv_peel, workers=i.n_threads)
         local, out_mask, warning = drop_nonfinite(local, out_mask, "local field")
         if warning and out_mask.sum() < 100:
             raise QCError(f"Background removal ({params['Method']}) of {self.inputs.total_field} "

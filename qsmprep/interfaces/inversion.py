@@ -1,17 +1,12 @@
-"""Dipole inversion node: closed-form L2 (automatic lambda), TKD, weighted CG, FOCUSS-QSM,
-magnitude-weighted TV (MEDI-like, ADMM)."""
+"""Dipole inversion node (closed-form L2, TKD, weighted CG, FOCUSS-QSM, magnitude-weighted TV):
+loads, calls :func:`qsmprep.algorithms.invert.invert_dipole`, checks the map, saves."""
 
 from __future__ import annotations
 
 from nipype.interfaces.base import (BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec,
                                     isdefined, traits)
 
-from ..algorithms.cg import cg_l2
-from ..algorithms.focuss import focuss_qsm
-from ..algorithms.inversion import KSpaceProblem, closed_form_l2, tkd
-from ..algorithms.lambda_selection import choose_l2_lambda, select_lambda
-from ..algorithms.reference import reference_to_mask_mean
-from ..algorithms.tv import TV_LAMBDA_FACTOR, tv_admm
+from ..algorithms.invert import NEEDS_MAGNITUDE, invert_dipole
 from ..errors import UserInputError
 from ..methods import names
 from ..qc.results import check_chimap
@@ -51,90 +46,27 @@ class InvertDipole(SimpleInterface):
     output_spec = _InvOutputSpec
 
     def _run_interface(self, runtime):
-        field, img = load(self.inputs.local_field)
-        mask = load(self.inputs.mask)[0] > 0
+        i = self.inputs
+        field, img = load(i.local_field)
+        mask = load(i.mask)[0] > 0
         vs, b0 = geometry(img)
-        w = self.inputs.n_threads
-        method = self.inputs.method
-        if method == "tv":
-            chi, params = self._tv(field, img, mask, vs, b0, w)
-        elif method in ("cg", "focuss"):
-            chi, params = self._iterative(field, img, mask, vs, b0, w)
-        elif method == "tkd":
-            chi = tkd(field, vs, b0, threshold=self.inputs.tkd_threshold, mask=mask, workers=w)
-            params = {"Method": "TKD", "Threshold": self.inputs.tkd_threshold}
-        else:
-            prob = KSpaceProblem(field, vs, b0, mask=mask, workers=w)
-            params = {"Method": "closed-form L2 with gradient regularisation",
-                      "LambdaConvention": "weight of sum_i ||G_i chi||^2, G_i forward difference / "
-                                          "voxel size (1/mm)"}
-            if isdefined(self.inputs.lam):
-                lam = float(self.inputs.lam)
-                params["LambdaSelection"] = "fixed"
-            else:
-                lam, sweep = choose_l2_lambda(prob, self.inputs.lambda_rule)
-                params["LambdaSelection"] = self.inputs.lambda_rule
-                params["LambdaSweep"] = [float(v) for v in sweep.lambdas]
-                params["LCurveCornerLambda"] = select_lambda(sweep, "lcurve")
-            params["Lambda"] = lam
-            chi = closed_form_l2(field, vs, b0, lam, mask=mask, problem=prob)
-        chi = reference_to_mask_mean(chi, mask)
-        check_chimap(chi, mask, self.inputs.local_field)
-        params["Reference"] = "mean inside the mask"
+        if i.method in NEEDS_MAGNITUDE and not isdefined(i.magnitude):
+            raise UserInputError(
+                f"The {i.method} inversion needs a magnitude image (its edges are the prior), "
+                f"but none was given for the local field {i.local_field}. Provide the "
+                "magnitude (connect 'magnitude') or choose another inversion method (l2, cg, "
+                "tkd).")
+        magnitude = (load_matching(i.magnitude, img, "magnitude")
+                     if i.method in NEEDS_MAGNITUDE else None)
+        noise = (load_matching(i.noise, img, "noise")
+                 if isdefined(i.noise) and i.method in ("cg", "tv") else None)
+        chi, params = invert_dipole(
+            i.method, field, mask, vs, b0, magnitude=magnitude, noise=noise,
+            lam=float(i.lam) if isdefined(i.lam) else None,
+            tv_lam=float(i.tv_lam) if isdefined(i.tv_lam) else None,
+            lambda_rule=i.lambda_rule, tkd_threshold=i.tkd_threshold, max_iter=i.max_iter,
+            workers=i.n_threads)
+        check_chimap(chi, mask, i.local_field)
         self._results["chi"] = save_like(chi, img, "chi.nii.gz")
         self._results["parameters"] = params
         return runtime
-
-    def _auto_lambda(self, field, mask, vs, b0, w):
-        if isdefined(self.inputs.lam):
-            return float(self.inputs.lam), "fixed"
-        prob = KSpaceProblem(field, vs, b0, mask=mask, workers=w)
-        return choose_l2_lambda(prob, self.inputs.lambda_rule)[0], self.inputs.lambda_rule
-
-    def _iterative(self, field, img, mask, vs, b0, w):
-        convention = ("weight of sum_i ||G_i chi||^2, G_i forward difference / voxel size "
-                      "(1/mm)")
-        lam, rule = self._auto_lambda(field, mask, vs, b0, w)
-        if self.inputs.method == "cg":
-            noise = (load_matching(self.inputs.noise, img, "noise")
-                     if isdefined(self.inputs.noise) else None)
-            res = cg_l2(field, vs, b0, lam, mask=mask, noise=noise,
-                        max_iter=self.inputs.max_iter, workers=w)
-            return res.chi, {"Method": "weighted L2 by preconditioned conjugate gradients",
-                             "LambdaConvention": convention, "Lambda": lam,
-                             "LambdaSelection": rule, "Iterations": res.iterations,
-                             "NoiseWeighted": noise is not None}
-        if not isdefined(self.inputs.magnitude):
-            raise UserInputError(
-                "FOCUSS-QSM needs a magnitude image (its edges are the prior), but none was "
-                f"given for the local field {self.inputs.local_field}. Provide the magnitude "
-                "(connect 'magnitude') or choose another inversion method (l2, cg, tkd).")
-        mag = load_matching(self.inputs.magnitude, img, "magnitude")
-        res = focuss_qsm(field, mag, mask, vs, b0, lam=lam, workers=w)
-        return res.chi, {"Method": "FOCUSS-QSM with magnitude prior",
-                         "LambdaConvention": "final fit: weight of sum_i ||G_i chi - g_i||^2 "
-                                             "(1/mm gradients); FOCUSS beta: weight of ||q||^2",
-                         "Lambda": lam, "LambdaSelection": rule, "Beta": res.beta,
-                         "BetaSelection": "gcv of the unweighted gradient-domain problem"}
-
-    def _tv(self, field, img, mask, vs, b0, w):
-        if not isdefined(self.inputs.magnitude):
-            raise UserInputError(
-                "TV inversion (MEDI-like) needs a magnitude image (its edges are not "
-                f"penalised), but none was given for the local field {self.inputs.local_field}. "
-                "Provide the magnitude (connect 'magnitude') or choose another inversion "
-                "method (l2, cg, tkd).")
-        mag = load_matching(self.inputs.magnitude, img, "magnitude")
-        noise = (load_matching(self.inputs.noise, img, "noise")
-                 if isdefined(self.inputs.noise) else None)
-        lam = float(self.inputs.tv_lam) if isdefined(self.inputs.tv_lam) else None
-        res = tv_admm(field, mask, vs, b0, magnitude=mag, lam=lam, noise=noise, workers=w)
-        return res.chi, {"Method": "magnitude-weighted total variation by ADMM (MEDI-like)",
-                         "LambdaConvention": "weight of sum_i ||M_i G_i chi||_1, G_i forward "
-                                             "difference / voxel size (1/mm), M_i = 0 on the "
-                                             "30% largest magnitude gradients",
-                         "Lambda": res.lam,
-                         "LambdaSelection": "fixed" if lam is not None else
-                         f"{TV_LAMBDA_FACTOR:g} x 2 x GCV L2 lambda x RMS gradient of the L2 solution",
-                         "Rho": res.rho, "Iterations": res.iterations,
-                         "NoiseWeighted": noise is not None}

@@ -41,3 +41,22 @@ def test_lbv_empty_interior_gives_empty_mask():
     mask[4, 4, 4] = True
     local, out_mask, iters = lbv(np.ones((8, 8, 8)), mask, (1.0, 1.0, 1.0))
     assert not out_mask.any() and iters == 0
+
+
+def test_remove_background_dispatches_every_registry_method():
+    """Every background method of the registry runs through the one entry point, and the
+    mask it returns lies inside the input mask."""
+    from qsmprep import methods
+    from qsmprep.algorithms.remove_background import remove_background
+
+    n = (32, 32, 32)
+    x, y, z = np.meshgrid(*[np.arange(s) - s / 2 for s in n], indexing="ij")
+    mask = x ** 2 + y ** 2 + z ** 2 < 12 ** 2
+    field = (0.01 * x + 0.002 * (x ** 2 - y ** 2)).astype(np.float32)
+    for name in methods.names("background"):
+        local, out_mask, params = remove_background(name, field, mask, (2.0, 2.0, 2.0),
+                                                    (0.0, 0.0, 1.0))
+        assert params["Method"] and out_mask.any() and not (out_mask & ~mask).any()
+        assert np.isfinite(local).all()
+    with pytest.raises(ValueError, match="unknown"):
+        remove_background("magic", field, mask, (2.0, 2.0, 2.0), (0.0, 0.0, 1.0))
