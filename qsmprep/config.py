@@ -15,11 +15,12 @@ from pathlib import Path
 from types import MappingProxyType
 
 from . import methods as reg
+from .algorithms.lambda_selection import LAMBDA_RULES
 from .errors import UserInputError
 
 __all__ = ["PipelineSettings", "Config", "PRESET_DIR", "list_presets", "load_pipeline",
-           "with_overrides", "build_pipeline", "resolve_fsl_methods", "describe_methods",
-           "pipeline_available", "available_variants"]
+           "with_overrides", "set_params", "build_pipeline", "resolve_fsl_methods",
+           "describe_methods", "pipeline_available", "available_variants"]
 
 # presets live in the top-level workflows/ folder; the wheel carries them as package data
 _REPO_PRESETS = Path(__file__).resolve().parent.parent / "workflows"
@@ -157,14 +158,16 @@ def load_pipeline(name_or_path: str) -> PipelineSettings:
             if isinstance(value, dict):
                 if key not in reg.names(table):
                     raise unknown(f"[{table}.{key}]")
-                settings = _set_params(settings, table, key, value, path)
+                settings = set_params(settings, table, key, value, path)
             else:
-                settings = _set_params(settings, table, settings.method(table), {key: value},
+                settings = set_params(settings, table, settings.method(table), {key: value},
                                        path)
     return validate_pipeline(settings, path)
 
 
-def _set_params(settings, stage, method, values, source):
+def set_params(settings, stage, method, values, source):
+    """``settings`` with ``values`` (TOML or command-line values, coerced to the parameter
+    types) set on ``method`` of ``stage``; unknown keys are refused, naming ``source``."""
     m = reg.method(stage, method)
     known = {f.name: f for f in fields(m.params)}
     changes = {}
@@ -238,8 +241,6 @@ def validate_pipeline(settings: PipelineSettings, source="the pipeline settings"
                         "lists the defaults).")
     return settings
 
-
-LAMBDA_RULES = ("upre", "gcv", "lcurve")
 
 
 def with_overrides(settings: PipelineSettings, methods: dict | None = None,

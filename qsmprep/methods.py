@@ -15,11 +15,11 @@ Adding a method is its algorithm file, its interface, one entry below, and tests
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import MISSING, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 __all__ = ["Method", "Stage", "STAGES", "METHODS", "param", "method", "methods_of", "names",
-           "params_table", "node_inputs", "available", "total_field_methods"]
+           "params_table", "node_inputs", "available"]
 
 
 def param(default, unit: str, doc: str, *, low=None, low_ok: bool = True, high=None,
@@ -271,7 +271,7 @@ _INTERFACES = {  # (stage, method) or stage -> the interface that runs it
 }
 METHODS = tuple(replace(m, interface=_INTERFACES.get((m.stage, m.name),
                                                      _INTERFACES.get(m.stage, "")))
-                if m.name != "fit" or m.stage != "phase_offset" else m for m in METHODS)
+                for m in METHODS)
 _BY_KEY = {(m.stage, m.name): m for m in METHODS}
 _STAGES = {s.name: s for s in STAGES}
 
@@ -294,17 +294,9 @@ def names(stage_name: str, interface: str | None = None) -> tuple[str, ...]:
                  if interface is None or m.interface == interface)
 
 
-def total_field_methods() -> tuple[str, ...]:
-    return tuple(m.name for m in methods_of("inversion") if m.consumes == "total_field")
-
-
 def params_table(params) -> list[tuple[str, Any, dict]]:
     """``(name, value, metadata)`` of a parameter dataclass instance."""
     return [(f.name, getattr(params, f.name), dict(f.metadata)) for f in fields(params)]
-
-
-def default_params(m: Method):
-    return m.params()
 
 
 def node_inputs(params) -> dict:
@@ -327,7 +319,3 @@ def available(m: Method) -> bool:
     if m.requires == "torch":
         return importlib.util.find_spec("torch") is not None
     return True
-
-
-def field_default(f):
-    return f.default if f.default is not MISSING else f.default_factory()
