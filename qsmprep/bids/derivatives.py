@@ -77,28 +77,29 @@ def _jsonable(obj):
     return obj
 
 
-def _write_json(path: Path, data) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(_jsonable(data), indent=2, sort_keys=True, allow_nan=False) + "\n",
-                   encoding="utf-8")
-    os.replace(tmp, path)
-    return path
-
-
-def atomic_copy(src, dst) -> Path:
-    """Copy ``src`` onto ``dst`` through a temporary file in ``dst``'s folder and a rename,
-    so ``dst`` is either the old file or the complete new one, never a partial copy."""
+def _write_atomically(dst, write) -> Path:
+    """``write(tmp)`` into a temporary file in ``dst``'s folder, then rename it onto ``dst``:
+    ``dst`` is either the old file or the complete new one, never a partial one."""
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
     try:
-        shutil.copyfile(src, tmp)
+        write(tmp)
         os.replace(tmp, dst)
     finally:
         if tmp.exists():
             tmp.unlink()
     return dst
+
+
+def _write_json(path: Path, data) -> Path:
+    text = json.dumps(_jsonable(data), indent=2, sort_keys=True, allow_nan=False) + "\n"
+    return _write_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def atomic_copy(src, dst) -> Path:
+    """Copy ``src`` onto ``dst`` atomically (:func:`_write_atomically`)."""
+    return _write_atomically(dst, lambda tmp: shutil.copyfile(src, tmp))
 
 
 def write_sidecar(nifti_path, metadata: dict) -> Path:

@@ -110,17 +110,22 @@ def _node_warnings(node) -> list:
 _REPORTED_ERRORS = ("UserInputError", "QCError")
 
 
+def _traceback_lines(node) -> list[str]:
+    """The non-empty lines of the traceback nipype saved in a failed node's result file."""
+    try:
+        tb = node.result.runtime.traceback
+    except Exception:
+        return []
+    if isinstance(tb, (list, tuple)):
+        tb = "".join(tb)
+    return [ln.strip() for ln in str(tb or "").strip().splitlines() if ln.strip()]
+
+
 def _node_error(node):
     """``(kind, message)`` when a failed node raised a :class:`~qsmprep.errors.UserInputError`
     or :class:`~qsmprep.errors.QCError` (read from the traceback nipype saved in its result
     file), else None."""
-    try:
-        tb = node.result.runtime.traceback
-    except Exception:
-        return None
-    if isinstance(tb, (list, tuple)):
-        tb = "".join(tb)
-    for line in reversed(str(tb or "").strip().splitlines()):
+    for line in reversed(_traceback_lines(node)):
         for kind in _REPORTED_ERRORS:
             marker = f"qsmprep.errors.{kind}: "
             if line.startswith(marker):
@@ -130,13 +135,7 @@ def _node_error(node):
 
 def _node_cause(node) -> str:
     """The last line of a failed node's exception (its cause), or "" when none was saved."""
-    try:
-        tb = node.result.runtime.traceback
-    except Exception:
-        return ""
-    if isinstance(tb, (list, tuple)):
-        tb = "".join(tb)
-    lines = [ln.strip() for ln in str(tb or "").strip().splitlines() if ln.strip()]
+    lines = _traceback_lines(node)
     return lines[-1] if lines else ""
 
 

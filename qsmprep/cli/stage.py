@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import shutil
 import sys
 import tempfile
 from dataclasses import fields
 from pathlib import Path
+
+from nipype.utils.filemanip import split_filename
 
 from .. import methods
 from ..errors import UserInputError
@@ -91,7 +92,9 @@ def _interface(m):
 
 
 def run_stage(args) -> int:
-    from ..config import PipelineSettings, validate_pipeline
+    from ..bids.derivatives import atomic_copy
+    from ..config import PipelineSettings, set_params, validate_pipeline
+    from ..qc import warnings_of
 
     stage, (main_input, _), outputs = COMMANDS[args.command]
     m = methods.method(stage, args.method)
@@ -99,10 +102,8 @@ def run_stage(args) -> int:
               if getattr(args, f"param_{f.name}", None) is not None}
     settings = PipelineSettings().with_method(stage, m.name)
     if values:
-        from ..config import _set_params
-
-        settings = _set_params(settings, stage, m.name, {k: _parse(v) for k, v in values.items()},
-                               "the command line")
+        settings = set_params(settings, stage, m.name, {k: _parse(v) for k, v in values.items()},
+                              "the command line")
     validate_pipeline(settings, "the command line")
     iface = _interface(m)()
     if m.consumes == "total_field":
@@ -137,9 +138,9 @@ def run_stage(args) -> int:
             src = getattr(result.outputs, name, None)
             if src and Path(src).is_file():
                 dst = out if not suffix else _with_suffix(out, suffix)
-                shutil.copyfile(src, dst)
+                atomic_copy(src, dst)
                 print(f"qsmprep stage {args.command} ({m.name}): wrote {dst}")
-    for warning in (getattr(result.outputs, "parameters", None) or {}).get("QCWarnings", []):
+    for warning in warnings_of(getattr(result.outputs, "parameters", None)):
         print(f"WARNING: {warning}", file=sys.stderr)
     return 0
 
@@ -162,11 +163,8 @@ def _parse(text):
 
 
 def _with_suffix(path: Path, suffix: str) -> Path:
-    name = path.name
-    for ext in (".nii.gz", ".nii"):
-        if name.endswith(ext):
-            return path.with_name(name[: -len(ext)] + suffix + ext)
-    return path.with_name(name + suffix)
+    folder, base, ext = split_filename(str(path))  # nipype's: knows .nii.gz
+    return Path(folder) / f"{base}{suffix}{ext}"
 
 
 def main(argv=None) -> int:
