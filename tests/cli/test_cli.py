@@ -1,7 +1,5 @@
 """CLI: help, version, configuration building, and one-paragraph errors without tracebacks."""
 
-import subprocess
-import sys
 
 import pytest
 
@@ -12,17 +10,17 @@ from qsmprep.config import list_presets, load_pipeline
 from qsmprep.errors import UserInputError
 from qsmprep.simulation.dataset import SimulationSpec, write_simulated_dataset
 
+from ._support import TINY, run_cli
+
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "qsmprep.cli.main", *map(str, args)],
-                          capture_output=True, text=True, timeout=120)
+    return run_cli(*args, timeout=120)
 
 
 @pytest.fixture(scope="module")
 def tiny_bids(tmp_path_factory):
     bids = tmp_path_factory.mktemp("cli") / "bids"
-    write_simulated_dataset(bids, SimulationSpec(shape=(40, 48, 40), voxel_size=(4.0, 4.0, 4.0),
-                                                 scale=0.8, echo_times=(0.004, 0.008)))
+    write_simulated_dataset(bids, SimulationSpec(**{**TINY, "echo_times": (0.004, 0.008)}))
     return bids
 
 

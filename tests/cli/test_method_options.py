@@ -16,13 +16,8 @@ from qsmprep.config import load_pipeline, resolve_fsl_methods
 from qsmprep.errors import UserInputError
 from qsmprep.simulation.dataset import SimulationSpec, write_simulated_dataset
 
-TINY = dict(shape=(40, 48, 40), voxel_size=(4.0, 4.0, 4.0), scale=0.8,
-            echo_times=(0.004, 0.008, 0.012))
-
-
-def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "qsmprep.cli.main", *map(str, args)],
-                          capture_output=True, text=True, timeout=300)
+from ._support import TINY
+from ._support import run_cli as _cli
 
 
 def _no_fsl(monkeypatch, tmp_path):

@@ -6,8 +6,6 @@ zero phase forced through with --phase-units radians; the rest stop before the p
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -17,19 +15,18 @@ import pytest
 from qsmprep.cli.main import main
 from qsmprep.simulation.dataset import SimulationSpec, write_simulated_dataset
 
+from ._support import TINY, run_cli
+
 CHI = Path("sub-01") / "anat" / "sub-01_Chimap.nii.gz"
 
 
-def _qsmprep(*args):
-    return subprocess.run([sys.executable, "-m", "qsmprep.cli.main", *map(str, args)],
-                          capture_output=True, text=True, timeout=300)
+_qsmprep = run_cli
 
 
 @pytest.fixture(scope="module")
 def bids(tmp_path_factory):
     root = tmp_path_factory.mktemp("qc") / "bids"
-    write_simulated_dataset(root, SimulationSpec(shape=(40, 48, 40), voxel_size=(4.0, 4.0, 4.0),
-                                                 scale=0.8, echo_times=(0.004, 0.008, 0.012)))
+    write_simulated_dataset(root, SimulationSpec(**TINY))
     return root
 
 
