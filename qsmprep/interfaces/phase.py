@@ -44,10 +44,12 @@ class StackEchoes(SimpleInterface):
 
     def _run_interface(self, runtime):
         i = self.inputs
-        raw, ref, counts = [], None, {}
+        raw, ref, counts, finite = [], None, {}, {}
         for ppath in i.phase:
             p, img = load(ppath, dtype=None)
             counts[ppath] = count_nonfinite(p)
+            if counts[ppath]:  # kept to zero the magnitude there (the converted phase is 0)
+                finite[ppath] = np.isfinite(p)
             raw.append(p)
         phases, note = convert_run_phase(raw, i.phase, i.phase_units)
         del raw
@@ -55,8 +57,8 @@ class StackEchoes(SimpleInterface):
         for j, mpath in enumerate(i.magnitude):
             m, img = load(mpath)
             check_magnitude_signal(m, mpath)
-            if counts[i.phase[j]]:  # converted phase holds 0 there: zero the magnitude too
-                m = np.where(np.isfinite(load(i.phase[j])[0]), m, np.float32(0))
+            if i.phase[j] in finite:  # converted phase holds 0 there: zero the magnitude too
+                m = np.where(finite[i.phase[j]], m, np.float32(0))
             m, phases[j], counts[mpath], _ = zero_nonfinite(np.abs(m), phases[j])
             mags.append(m)
             ref = ref or img
