@@ -126,6 +126,9 @@ class NativeBrainMask(SimpleInterface):
                   "SearchDepthsMm": [i.d1_mm, i.d2_mm], "Iterations": i.iterations,
                   "SelfIntersectionRestarts": res.restarts,
                   "SkullStripped": res.mode != "fov_inside_brain", "_notes": list(res.notes)}
+        if res.mode == "fov_inside_brain":  # the coverage warning of mask_warnings says it;
+            params["FieldOfViewInsideBrain"] = params.pop("_notes")  # the why goes in the sidecar
+            params["_notes"] = []
         if res.self_intersecting:
             params["_notes"].append("the brain surface still intersects itself after "
                                     f"{res.restarts} smoother restarts: look at the mask")
