@@ -18,12 +18,12 @@ import numpy as np
 import scipy.fft
 from scipy import ndimage
 
-from qsmprep.algorithms.background import sharp, vsharp
+from qsmprep.algorithms.background.sharp import sharp, vsharp
 from qsmprep.algorithms.dipole import forward_field
 from qsmprep.algorithms.fft import default_workers
-from qsmprep.algorithms.masking import magnitude_mask, phase_quality_mask
+from qsmprep.algorithms.mask.masking import magnitude_mask, phase_quality_mask
 from qsmprep.algorithms.metrics import demeaned_nrmse
-from qsmprep.algorithms.pdf import pdf
+from qsmprep.algorithms.background.pdf import pdf
 from qsmprep.simulation.phantom import head_phantom
 
 

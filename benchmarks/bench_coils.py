@@ -22,7 +22,7 @@ import tracemalloc
 import numpy as np
 import scipy.fft
 
-from qsmprep.algorithms.coils import combine_coils
+from qsmprep.algorithms.coils.combine import combine_coils
 from qsmprep.algorithms.fft import default_workers
 from qsmprep.simulation.coils import body_coil_sensitivity, coil_sensitivities
 

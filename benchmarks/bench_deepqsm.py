@@ -45,7 +45,7 @@ def _run_case(args) -> dict:
 
     from qsmprep.algorithms.deepqsm import deepqsm, load_model
     from qsmprep.algorithms.dipole import forward_field
-    from qsmprep.algorithms.inversion import tkd
+    from qsmprep.algorithms.inversion.direct import tkd
     from qsmprep.algorithms.metrics import demeaned_nrmse
     from qsmprep.simulation.phantom import head_phantom
 

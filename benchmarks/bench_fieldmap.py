@@ -33,12 +33,12 @@ import scipy  # noqa: E402
 import scipy.fft  # noqa: E402
 
 from qsmprep.algorithms.dipole import forward_field  # noqa: E402
-from qsmprep.algorithms.echofit import fit_field, fit_field_nonlinear  # noqa: E402
+from qsmprep.algorithms.echoes.echofit import fit_field, fit_field_nonlinear  # noqa: E402
 from qsmprep.algorithms.fft import default_workers, fast_shape  # noqa: E402
 from qsmprep.algorithms.phase import GAMMA_BAR_HZ_PER_T  # noqa: E402
-from qsmprep.algorithms.r2star import r2star_arlo, r2star_loglinear  # noqa: E402
-from qsmprep.algorithms.romeo import romeo_unwrap  # noqa: E402
-from qsmprep.algorithms.unwrap import laplacian_unwrap, make_congruent, temporal_unwrap  # noqa: E402
+from qsmprep.algorithms.echoes.r2star import r2star_arlo, r2star_loglinear  # noqa: E402
+from qsmprep.algorithms.unwrap.romeo import romeo_unwrap  # noqa: E402
+from qsmprep.algorithms.unwrap.laplacian import laplacian_unwrap, make_congruent, temporal_unwrap  # noqa: E402
 from qsmprep.simulation.phantom import head_phantom  # noqa: E402
 
 TE = np.array([4e-3, 8e-3, 12e-3, 16e-3])

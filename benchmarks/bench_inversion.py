@@ -42,23 +42,19 @@ import numpy as np  # noqa: E402
 import scipy  # noqa: E402
 import scipy.fft  # noqa: E402
 
-from qsmprep.algorithms.background import vsharp  # noqa: E402
+from qsmprep.algorithms.background.sharp import vsharp  # noqa: E402
 from qsmprep.algorithms.dipole import dipole_kernel, forward_field  # noqa: E402
 from qsmprep.algorithms.fft import crop_to, default_workers, fast_shape, pad_to  # noqa: E402
-from qsmprep.algorithms.inversion import (  # noqa: E402
-    KSpaceProblem,
-    closed_form_l2,
-    gradient_kernel_sq,
-    tkd,
-)
-from qsmprep.algorithms.lambda_selection import (  # noqa: E402
+from qsmprep.algorithms.inversion.direct import closed_form_l2, tkd  # noqa: E402
+from qsmprep.algorithms.kspace import KSpaceProblem, gradient_kernel_sq  # noqa: E402
+from qsmprep.algorithms.inversion.lambda_selection import (  # noqa: E402
     DEFAULT_LAMBDAS,
     select_lambda,
     sweep_l2,
 )
-from qsmprep.algorithms.pdf import pdf  # noqa: E402
+from qsmprep.algorithms.background.pdf import pdf  # noqa: E402
 from qsmprep.algorithms.phase import GAMMA_BAR_HZ_PER_T, wrap  # noqa: E402
-from qsmprep.algorithms.unwrap import laplacian_unwrap, temporal_unwrap  # noqa: E402
+from qsmprep.algorithms.unwrap.laplacian import laplacian_unwrap, temporal_unwrap  # noqa: E402
 from qsmprep.simulation.phantom import head_phantom  # noqa: E402
 
 B0_TESLA = 3.0

@@ -25,16 +25,17 @@ import time
 import numpy as np  # noqa: E402
 import scipy.fft  # noqa: E402
 
-from qsmprep.algorithms.cg import cg_l2  # noqa: E402
+from qsmprep.algorithms.inversion.cg import cg_l2  # noqa: E402
 from qsmprep.algorithms.dipole import forward_field  # noqa: E402
 from qsmprep.algorithms.fft import default_workers  # noqa: E402
-from qsmprep.algorithms.focuss import focuss_qsm  # noqa: E402
-from qsmprep.algorithms.inversion import KSpaceProblem, closed_form_l2  # noqa: E402
-from qsmprep.algorithms.lambda_selection import select_lambda, sweep_l2  # noqa: E402
+from qsmprep.algorithms.inversion.focuss import focuss_qsm  # noqa: E402
+from qsmprep.algorithms.inversion.direct import closed_form_l2  # noqa: E402
+from qsmprep.algorithms.kspace import KSpaceProblem  # noqa: E402
+from qsmprep.algorithms.inversion.lambda_selection import select_lambda, sweep_l2  # noqa: E402
 from qsmprep.algorithms.metrics import demeaned_nrmse  # noqa: E402
-from qsmprep.algorithms.pdf import pdf  # noqa: E402
-from qsmprep.algorithms.tfi import tfi  # noqa: E402
-from qsmprep.algorithms.tv import tv_admm  # noqa: E402
+from qsmprep.algorithms.background.pdf import pdf  # noqa: E402
+from qsmprep.algorithms.inversion.tfi import tfi  # noqa: E402
+from qsmprep.algorithms.inversion.tv import tv_admm  # noqa: E402
 from qsmprep.simulation.phantom import head_phantom  # noqa: E402
 
 HEAD_EXTENT_MM = (164.0, 200.0, 170.0)

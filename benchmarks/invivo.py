@@ -30,12 +30,13 @@ from pathlib import Path
 import numpy as np
 
 
-from qsmprep.algorithms.cg import cg_l2  # noqa: E402
-from qsmprep.algorithms.focuss import focuss_qsm  # noqa: E402
-from qsmprep.algorithms.inversion import KSpaceProblem, closed_form_l2, tkd  # noqa: E402
-from qsmprep.algorithms.lambda_selection import LAMBDA_RULES, select_lambda, sweep_l2  # noqa: E402
+from qsmprep.algorithms.inversion.cg import cg_l2  # noqa: E402
+from qsmprep.algorithms.inversion.focuss import focuss_qsm  # noqa: E402
+from qsmprep.algorithms.inversion.direct import closed_form_l2, tkd  # noqa: E402
+from qsmprep.algorithms.kspace import KSpaceProblem  # noqa: E402
+from qsmprep.algorithms.inversion.lambda_selection import LAMBDA_RULES, select_lambda, sweep_l2  # noqa: E402
 from qsmprep.algorithms.reference import reference_to_mask_mean  # noqa: E402
-from qsmprep.algorithms.tv import tv_admm  # noqa: E402
+from qsmprep.algorithms.inversion.tv import tv_admm  # noqa: E402
 from qsmprep.evaluation import evaluate_chimap  # noqa: E402
 
 FILES = {"field": "phs_tissue_localfield_ppm.nii.gz", "mask": "msk.nii.gz",

@@ -15,8 +15,9 @@ import argparse
 import numpy as np
 
 from qsmprep.algorithms.dipole import forward_field
-from qsmprep.algorithms.inversion import KSpaceProblem, closed_form_l2
-from qsmprep.algorithms.lambda_selection import select_lambda, sweep_l2
+from qsmprep.algorithms.inversion.direct import closed_form_l2
+from qsmprep.algorithms.kspace import KSpaceProblem
+from qsmprep.algorithms.inversion.lambda_selection import select_lambda, sweep_l2
 from qsmprep.algorithms.metrics import demeaned_nrmse
 from qsmprep.simulation.phantom import head_phantom
 

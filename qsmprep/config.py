@@ -15,7 +15,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from . import methods as reg
-from .algorithms.lambda_selection import LAMBDA_RULES
+from .algorithms.inversion.lambda_selection import LAMBDA_RULES
 from .errors import UserInputError
 
 __all__ = ["PipelineSettings", "Config", "PRESET_DIR", "list_presets", "load_pipeline",

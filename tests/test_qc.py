@@ -201,11 +201,11 @@ def test_node_error_read_from_traceback():
 def test_huge_magnitudes_do_not_overflow():
     """Magnitudes up to ~1e7 (a Philips scan reaches 8.6e6): no overflow warning, finite
     results, and the same field and noise as for magnitudes ~1 (weights are relative)."""
-    from qsmprep.algorithms.echofit import fit_field, fit_field_nonlinear
+    from qsmprep.algorithms.echoes.echofit import fit_field, fit_field_nonlinear
     from qsmprep.algorithms.magnitude import rss
-    from qsmprep.algorithms.masking import magnitude_mask
-    from qsmprep.algorithms.r2star import r2star_map
-    from qsmprep.algorithms.unwrap import temporal_unwrap
+    from qsmprep.algorithms.mask.masking import magnitude_mask
+    from qsmprep.algorithms.echoes.r2star import r2star_map
+    from qsmprep.algorithms.unwrap.laplacian import temporal_unwrap
 
     rng = np.random.default_rng(0)
     shape = (16, 16, 16)

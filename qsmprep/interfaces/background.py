@@ -6,8 +6,8 @@ import numpy as np
 from nipype.interfaces.base import (BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec,
                                     isdefined, traits)
 
-from ..algorithms.background import SHARP_RADIUS_MM
-from ..algorithms.remove_background import remove_background
+from ..algorithms.background.sharp import SHARP_RADIUS_MM
+from ..algorithms.background.remove import remove_background
 from ..errors import QCError, UserInputError
 from ..methods import names
 from ..qc import add_warnings

@@ -1,7 +1,7 @@
 """Coil-combination node: uncombined 4-D channel images per echo -> combined 3-D images.
 
 Runs before masking, and only for uncombined data (see docs/coil-combination.md). The
-math is :func:`qsmprep.algorithms.coils.combine_coils`; echoes are loaded one at a time
+math is :func:`qsmprep.algorithms.coils.combine.combine_coils`; echoes are loaded one at a time
 (at most two are held) so 32 channels of a large matrix fit in a few GB.
 """
 
@@ -15,9 +15,9 @@ from nipype.interfaces.base import (BaseInterfaceInputSpec, File, InputMultiObje
                                     OutputMultiObject, SimpleInterface, TraitedSpec, isdefined,
                                     traits)
 
-from ..algorithms.coils import METHODS, combine_coils
+from ..algorithms.coils.combine import METHODS, combine_coils
 from ..algorithms.phase import PHASE_UNITS, wrap
-from ..algorithms.phase_offset import DEFAULT_SIGMA_MM
+from ..algorithms.echoes.phase_offset import DEFAULT_SIGMA_MM
 from ..errors import UserInputError
 from ..qc.inputs import convert_run_phase
 from ._nifti import geometry, save_like

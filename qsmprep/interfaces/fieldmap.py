@@ -6,9 +6,9 @@ import numpy as np
 from nipype.interfaces.base import (BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec,
                                     isdefined, traits)
 
-from ..algorithms.echofit import echo_inconsistency, fit_field, fit_field_nonlinear, quality_mask
-from ..algorithms.romeo import romeo_unwrap
-from ..algorithms.unwrap import laplacian_unwrap, make_congruent, temporal_unwrap
+from ..algorithms.echoes.echofit import echo_inconsistency, fit_field, fit_field_nonlinear, quality_mask
+from ..algorithms.unwrap.romeo import romeo_unwrap
+from ..algorithms.unwrap.laplacian import laplacian_unwrap, make_congruent, temporal_unwrap
 from ..errors import UserInputError
 from ..methods import names
 from ..qc.results import consistency_warning, drop_nonfinite

@@ -14,7 +14,7 @@ converts the result to the pipeline's conventions:
   input grid.
 * PRELUDE (Jenkinson, MRM 2003) unwraps each echo (3-D) from magnitude + phase
   within the brain mask; outputs are radians, but each echo carries its own global
-  multiple of 2 pi, which :func:`~qsmprep.algorithms.echo_alignment.align_echo_multiples`
+  multiple of 2 pi, which :func:`~qsmprep.algorithms.unwrap.echo_alignment.align_echo_multiples`
   makes consistent across echoes before the 4-D float32 result is written.
 
 Use :func:`qsmprep.fsl.resolve_fsl` to decide whether to build these nodes.
@@ -30,8 +30,8 @@ from nipype.interfaces import fsl
 from nipype.interfaces.base import (BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec,
                                     isdefined, traits)
 
-from ..algorithms.echo_alignment import align_echo_multiples
-from ..algorithms.masking import clean_mask
+from ..algorithms.unwrap.echo_alignment import align_echo_multiples
+from ..algorithms.mask.masking import clean_mask
 from ..errors import UserInputError
 from ._nifti import geometry, load, save_like
 

@@ -1,12 +1,12 @@
 """Dipole inversion node (closed-form L2, TKD, weighted CG, FOCUSS-QSM, magnitude-weighted TV):
-loads, calls :func:`qsmprep.algorithms.invert.invert_dipole`, checks the map, saves."""
+loads, calls :func:`qsmprep.algorithms.inversion.invert.invert_dipole`, checks the map, saves."""
 
 from __future__ import annotations
 
 from nipype.interfaces.base import (BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec,
                                     isdefined, traits)
 
-from ..algorithms.invert import NEEDS_MAGNITUDE, invert_dipole
+from ..algorithms.inversion.invert import NEEDS_MAGNITUDE, invert_dipole
 from ..errors import UserInputError
 from ..methods import names
 from ..qc.results import check_chimap

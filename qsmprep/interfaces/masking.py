@@ -8,8 +8,8 @@ from scipy import ndimage
 from nipype.interfaces.base import (BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec,
                                     isdefined, traits)
 
-from ..algorithms.bet import brain_extraction
-from ..algorithms.masking import (ball, clean_mask, magnitude_mask, opened_within, phase_quality,
+from ..algorithms.mask.bet import brain_extraction
+from ..algorithms.mask.masking import (ball, clean_mask, magnitude_mask, opened_within, phase_quality,
                                   phase_quality_mask)
 from ..errors import UserInputError
 from ..methods import names

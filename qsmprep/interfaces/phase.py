@@ -93,14 +93,14 @@ class _OffsetOutputSpec(TraitedSpec):
 
 class RemovePhaseOffset(SimpleInterface):
     """MCPC-3D-S phase-offset removal before unwrapping
-    (:func:`qsmprep.algorithms.phase_offset.estimate_phase_offset`): from the first two
+    (:func:`qsmprep.algorithms.echoes.phase_offset.estimate_phase_offset`): from the first two
     echoes for multi-echo data, a smoothed phase for a single echo."""
 
     input_spec = _OffsetInputSpec
     output_spec = _OffsetOutputSpec
 
     def _run_interface(self, runtime):
-        from ..algorithms.phase_offset import estimate_phase_offset, remove_phase_offset
+        from ..algorithms.echoes.phase_offset import estimate_phase_offset, remove_phase_offset
         from ._nifti import geometry
 
         phase, img = load(self.inputs.phase)

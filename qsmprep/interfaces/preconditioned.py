@@ -9,7 +9,7 @@ from __future__ import annotations
 from nipype.interfaces.base import (BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec,
                                     isdefined, traits)
 
-from ..algorithms.preconditioned import (preconditioned_qsm, prior_chi_estimate,
+from ..algorithms.inversion.preconditioned import (preconditioned_qsm, prior_chi_estimate,
                                          r2star_loglinear)
 from ..errors import UserInputError
 from ..qc.results import check_chimap

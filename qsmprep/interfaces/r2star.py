@@ -6,7 +6,7 @@ import numpy as np
 from nipype.interfaces.base import (BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec,
                                     isdefined, traits)
 
-from ..algorithms.r2star import R2STAR_METHODS, r2star_map
+from ..algorithms.echoes.r2star import R2STAR_METHODS, r2star_map
 from ..errors import UserInputError
 from ._nifti import load, save_like
 
@@ -28,7 +28,7 @@ class _R2StarOutputSpec(TraitedSpec):
 
 
 class R2StarMap(SimpleInterface):
-    """R2* and T2* maps from multi-echo magnitude (:mod:`qsmprep.algorithms.r2star`)."""
+    """R2* and T2* maps from multi-echo magnitude (:mod:`qsmprep.algorithms.echoes.r2star`)."""
 
     input_spec = _R2StarInputSpec
     output_spec = _R2StarOutputSpec

@@ -7,7 +7,7 @@ import numpy as np
 from nipype.interfaces.base import (BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec,
                                     isdefined, traits)
 
-from ..algorithms.tfi import TFI_LAMBDA_FACTOR, tfi
+from ..algorithms.inversion.tfi import TFI_LAMBDA_FACTOR, tfi
 from ..errors import UserInputError
 from ..qc.results import check_chimap
 from ._nifti import geometry, load, load_matching, save_like

@@ -11,7 +11,7 @@ from ..errors import QCError
 __all__ = ["MAX_REMOVED_FRACTION", "CONSTANT_CHI_PPM", "consistency_warning", "drop_nonfinite",
            "check_chimap"]
 
-# The echo-consistency check (qsmprep.algorithms.echofit.quality_mask) removes the dephased
+# The echo-consistency check (qsmprep.algorithms.echoes.echofit.quality_mask) removes the dephased
 # voxels next to air cavities: 0.32% of the brain on the 3 T head phantom (753 of 234,198
 # voxels). Three times that, 1%, means unusually strong dephasing (7 T, long echoes, large
 # cavities) or unwrapping errors, and the holes in the mask are then worth a look.

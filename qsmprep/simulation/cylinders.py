@@ -11,7 +11,7 @@ Relaxation: agar R2* = ``r2_agar`` (default 10 1/s); in a particle cylinder the
 particles add the static-dephasing R2' of Yablonskiy & Haacke (MRM 1994) in the form
 used by seed 002, ``R2' = 2 pi gamma_bar B0 delta_chi / (9 sqrt 3)`` (delta_chi
 dimensionless; 51.5 1/s per ppm at 3 T), which
-:func:`qsmprep.algorithms.preconditioned.r2prime_to_chi` inverts.
+:func:`qsmprep.algorithms.inversion.preconditioned.r2prime_to_chi` inverts.
 
 Multi-echo magnitudes ``PD exp(-R2* TE) + noise`` (Gaussian, ``1/snr`` of the agar's
 first-echo signal) and the total field (forward model of the whole object, ppm of B0)

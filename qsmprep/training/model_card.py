@@ -42,7 +42,7 @@ def _score_rows(model, field, voxel_size, b0, mask, truth, labels, tilt, resolut
     """Rows (TKD 0.19, then DeepQSM on each network grid) of demeaned NRMSE and shell RMS
     against ``truth`` inside ``mask``, with DeepQSM's seconds."""
     from ..algorithms.deepqsm import deepqsm
-    from ..algorithms.inversion import tkd
+    from ..algorithms.inversion.direct import tkd
     from ..algorithms.metrics import demeaned_nrmse
 
     shell_rms = _shell_rms_fn(labels, mask, truth)

@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from qsmprep.algorithms.background import default_radii, sharp, smv_kernel, vsharp
+from qsmprep.algorithms.background.sharp import default_radii, sharp, smv_kernel, vsharp
 from qsmprep.algorithms.dipole import forward_field
 from qsmprep.algorithms.metrics import demeaned_nrmse
-from qsmprep.algorithms.pdf import pdf
+from qsmprep.algorithms.background.pdf import pdf
 from qsmprep.simulation.phantom import head_phantom
 
 from ._support import AXIAL, HEAD_SHAPE, HEAD_VOXEL, TILT20, HeadCase, gaussian_noise, rms

@@ -1,4 +1,4 @@
-"""Native BET (qsmprep.algorithms.bet) on the simulated head, anisotropic voxels,
+"""Native BET (qsmprep.algorithms.mask.bet) on the simulated head, anisotropic voxels,
 pre-masked input, a field of view inside the brain, and the mesh helpers.
 
 The head phantom's CSF between brain and skull (4 mm) is bright at these echo times, as
@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qsmprep.algorithms.bet import (brain_extraction, combined_magnitude, is_premasked,
+from qsmprep.algorithms.mask.bet import (brain_extraction, combined_magnitude, is_premasked,
                                     robust_statistics)
-from qsmprep.algorithms.surface import Mesh, enclosed_volume, icosphere, surface_to_mask
+from qsmprep.algorithms.mask.surface import Mesh, enclosed_volume, icosphere, surface_to_mask
 from qsmprep.simulation.phantom import BRAIN_LABELS, head_phantom
 
 

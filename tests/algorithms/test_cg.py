@@ -1,13 +1,14 @@
-"""Iterative (preconditioned) CG on the weighted L2 objective (qsmprep.algorithms.cg)."""
+"""Iterative (preconditioned) CG on the weighted L2 objective (qsmprep.algorithms.inversion.cg)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from qsmprep.algorithms.cg import cg_l2, data_weights
-from qsmprep.algorithms.inversion import KSpaceProblem, closed_form_l2
-from qsmprep.algorithms.lambda_selection import select_lambda, sweep_l2
+from qsmprep.algorithms.inversion.cg import cg_l2, data_weights
+from qsmprep.algorithms.inversion.direct import closed_form_l2
+from qsmprep.algorithms.kspace import KSpaceProblem
+from qsmprep.algorithms.inversion.lambda_selection import select_lambda, sweep_l2
 from qsmprep.algorithms.metrics import demeaned_nrmse
 
 from ._support import gaussian_noise

@@ -1,4 +1,4 @@
-"""Coil combination (qsmprep.algorithms.coils) on head-phantom channel data with known
+"""Coil combination (qsmprep.algorithms.coils.combine) on head-phantom channel data with known
 sensitivities: 8 Biot-Savart loops, 4 echoes, SNR 100 after optimal combination."""
 
 from __future__ import annotations
@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qsmprep.algorithms.background import vsharp
-from qsmprep.algorithms.coils import (adaptive_weights, combine_coils, least_squares_combination,
+from qsmprep.algorithms.background.sharp import vsharp
+from qsmprep.algorithms.coils.combine import (adaptive_weights, combine_coils, least_squares_combination,
                                       select_method)
-from qsmprep.algorithms.echofit import fit_field, quality_mask
-from qsmprep.algorithms.inversion import closed_form_l2
+from qsmprep.algorithms.echoes.echofit import fit_field, quality_mask
+from qsmprep.algorithms.inversion.direct import closed_form_l2
 from qsmprep.algorithms.metrics import nrmse
-from qsmprep.algorithms.unwrap import temporal_unwrap
+from qsmprep.algorithms.unwrap.laplacian import temporal_unwrap
 
 from ._coil_data import B0, B0_DIR, TE, VOXEL, magnitude_error, make_case, phase_rms
 

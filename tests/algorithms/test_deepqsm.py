@@ -15,7 +15,7 @@ from scipy import ndimage
 torch = pytest.importorskip("torch")
 
 from qsmprep.algorithms.deepqsm import default_weights_path, deepqsm, load_model  # noqa: E402
-from qsmprep.algorithms.inversion import tkd  # noqa: E402
+from qsmprep.algorithms.inversion.direct import tkd  # noqa: E402
 from qsmprep.algorithms.metrics import demeaned_nrmse  # noqa: E402
 from qsmprep.training.deepqsm import TrainConfig, train  # noqa: E402
 

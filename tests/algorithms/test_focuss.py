@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qsmprep.algorithms.focuss import focuss_qsm, magnitude_edge_prior
-from qsmprep.algorithms.inversion import KSpaceProblem, closed_form_l2
-from qsmprep.algorithms.lambda_selection import select_lambda, sweep_l2
+from qsmprep.algorithms.inversion.focuss import focuss_qsm, magnitude_edge_prior
+from qsmprep.algorithms.inversion.direct import closed_form_l2
+from qsmprep.algorithms.kspace import KSpaceProblem
+from qsmprep.algorithms.inversion.lambda_selection import select_lambda, sweep_l2
 from qsmprep.algorithms.metrics import demeaned_nrmse
 from qsmprep.algorithms.reference import reference_to_mask_mean
 from qsmprep.simulation.vessel import MAGIC_ANGLE_DEG, magic_angle_vessel_phantom

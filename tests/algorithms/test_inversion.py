@@ -13,8 +13,9 @@ import numpy as np
 import scipy.fft
 
 from qsmprep.algorithms.dipole import dipole_kernel
-from qsmprep.algorithms.inversion import KSpaceProblem, closed_form_l2, tkd
-from qsmprep.algorithms.lambda_selection import select_lambda, sweep_l2
+from qsmprep.algorithms.inversion.direct import closed_form_l2, tkd
+from qsmprep.algorithms.kspace import KSpaceProblem
+from qsmprep.algorithms.inversion.lambda_selection import select_lambda, sweep_l2
 from qsmprep.algorithms.metrics import correlation, demeaned_nrmse
 
 from ._support import AXIAL, gaussian_noise

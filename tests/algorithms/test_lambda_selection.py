@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 import scipy.fft
 
-from qsmprep.algorithms.inversion import KSpaceProblem, closed_form_l2
-from qsmprep.algorithms.lambda_selection import (DEFAULT_LAMBDAS, LambdaSweep,
+from qsmprep.algorithms.inversion.direct import closed_form_l2
+
+from qsmprep.algorithms.kspace import KSpaceProblem
+from qsmprep.algorithms.inversion.lambda_selection import (DEFAULT_LAMBDAS, LambdaSweep,
                                                  cone_noise_spectrum, select_lambda, sweep_l2)
 from qsmprep.algorithms.metrics import demeaned_nrmse
 
@@ -66,7 +68,7 @@ def test_cone_noise_estimate_of_white_noise():
     """White noise of variance s^2 in n voxels: the cone estimate is s^2 n in every shell."""
     from qsmprep.algorithms.dipole import dipole_kernel
     from qsmprep.algorithms.fft import rfft_weights
-    from qsmprep.algorithms.inversion import gradient_kernel_sq
+    from qsmprep.algorithms.kspace import gradient_kernel_sq
 
     shape, vs, b0 = (64, 64, 48), (1.0, 1.0, 1.5), (0.0, 0.34, 0.94)
     x = np.random.default_rng(5).standard_normal(shape).astype(np.float32) * 0.01
@@ -133,7 +135,7 @@ def test_gcv_formula_on_full_spectrum():
     """GCV = N rho / (trace(I - H))^2 with H's eigenvalues h = D^2 / (D^2 + lam E2),
     checked against a direct full-spectrum evaluation on a small grid."""
     from qsmprep.algorithms.dipole import dipole_kernel
-    from qsmprep.algorithms.inversion import gradient_kernel_sq
+    from qsmprep.algorithms.kspace import gradient_kernel_sq
 
     shape, vs, b0 = (12, 10, 8), (1.0, 1.5, 2.0), (0.1, 0.4, 0.9)
     rng = np.random.default_rng(2)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from qsmprep.algorithms.dipole import dipole_kernel
-from qsmprep.algorithms.lbv import lbv
+from qsmprep.algorithms.background.lbv import lbv
 
 
 def _forward(chi, voxel_size):
@@ -47,7 +47,7 @@ def test_remove_background_dispatches_every_registry_method():
     """Every background method of the registry runs through the one entry point, and the
     mask it returns lies inside the input mask."""
     from qsmprep import methods
-    from qsmprep.algorithms.remove_background import remove_background
+    from qsmprep.algorithms.background.remove import remove_background
 
     n = (32, 32, 32)
     x, y, z = np.meshgrid(*[np.arange(s) - s / 2 for s in n], indexing="ij")

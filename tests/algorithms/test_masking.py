@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage
 
 from qsmprep.algorithms.dipole import forward_field
-from qsmprep.algorithms.masking import (ball, clean_mask, magnitude_mask, otsu_threshold, phase_quality,
+from qsmprep.algorithms.mask.masking import (ball, clean_mask, magnitude_mask, otsu_threshold, phase_quality,
                                         phase_quality_mask)
 from qsmprep.simulation.phantom import BRAIN_LABELS
 

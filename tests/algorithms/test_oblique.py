@@ -17,7 +17,7 @@ import pytest
 
 from qsmprep.algorithms.dipole import forward_field
 from qsmprep.algorithms.metrics import demeaned_nrmse
-from qsmprep.algorithms.tv import tv_admm
+from qsmprep.algorithms.inversion.tv import tv_admm
 
 N = 64
 VS = (1.0, 1.0, 1.0)

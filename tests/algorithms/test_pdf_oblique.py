@@ -18,7 +18,7 @@ import pytest
 
 from qsmprep.algorithms.dipole import forward_field
 from qsmprep.algorithms.metrics import demeaned_nrmse
-from qsmprep.algorithms.pdf import pdf
+from qsmprep.algorithms.background.pdf import pdf
 
 N = 48
 VS = (1.0, 1.0, 1.0)

@@ -1,4 +1,4 @@
-"""MCPC-3D-S phase-offset estimation (qsmprep.algorithms.phase_offset) on an analytic
+"""MCPC-3D-S phase-offset estimation (qsmprep.algorithms.echoes.phase_offset) on an analytic
 object with anisotropic voxels: known offset, known field with phase wraps."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qsmprep.algorithms.phase_offset import (estimate_phase_offset, mcpc3ds_offsets,
+from qsmprep.algorithms.echoes.phase_offset import (estimate_phase_offset, mcpc3ds_offsets,
                                              remove_phase_offset, unwrapped_echo_difference)
 from qsmprep.simulation.coils import coil_sensitivities
 

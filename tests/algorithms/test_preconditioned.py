@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qsmprep.algorithms.preconditioned import (preconditioned_qsm, prior_chi_estimate,
+from qsmprep.algorithms.inversion.preconditioned import (preconditioned_qsm, prior_chi_estimate,
                                                r2prime_to_chi, r2star_loglinear,
                                                regularised_qsm)
 from qsmprep.simulation.cylinders import cylinder_phantom, r2prime_from_chi

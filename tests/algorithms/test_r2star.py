@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qsmprep.algorithms.r2star import r2star_arlo, r2star_loglinear, r2star_map
+from qsmprep.algorithms.echoes.r2star import r2star_arlo, r2star_loglinear, r2star_map
 
 TE = np.array([4e-3, 9e-3, 14e-3, 19e-3, 24e-3, 29e-3])  # s, 5 ms spacing
 REGIONS = {1: 15.0, 2: 20.0, 3: 45.0, 4: 80.0}  # label -> R2* (1/s): GM, WM, GP-like, iron-rich

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from qsmprep.algorithms.phase import GAMMA_BAR_HZ_PER_T, wrap
-from qsmprep.algorithms.romeo import edge_quality, mst_unwrap, romeo_unwrap
+from qsmprep.algorithms.unwrap.romeo import edge_quality, mst_unwrap, romeo_unwrap
 
 TWO_PI = 2 * np.pi
 B0_T = 3.0

@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qsmprep.algorithms.background import vsharp
-from qsmprep.algorithms.inversion import KSpaceProblem, closed_form_l2
-from qsmprep.algorithms.lambda_selection import select_lambda, sweep_l2
+from qsmprep.algorithms.background.sharp import vsharp
+from qsmprep.algorithms.inversion.direct import closed_form_l2
+from qsmprep.algorithms.kspace import KSpaceProblem
+from qsmprep.algorithms.inversion.lambda_selection import select_lambda, sweep_l2
 from qsmprep.algorithms.metrics import demeaned_nrmse
-from qsmprep.algorithms.pdf import pdf
-from qsmprep.algorithms.tfi import tfi
+from qsmprep.algorithms.background.pdf import pdf
+from qsmprep.algorithms.inversion.tfi import tfi
 from qsmprep.simulation.dataset import SimulationSpec, simulate
 
 

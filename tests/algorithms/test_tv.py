@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from qsmprep.algorithms.dipole import forward_field
-from qsmprep.algorithms.inversion import KSpaceProblem, closed_form_l2
-from qsmprep.algorithms.lambda_selection import select_lambda, sweep_l2
+from qsmprep.algorithms.inversion.direct import closed_form_l2
+from qsmprep.algorithms.kspace import KSpaceProblem
+from qsmprep.algorithms.inversion.lambda_selection import select_lambda, sweep_l2
 from qsmprep.algorithms.metrics import demeaned_nrmse
-from qsmprep.algorithms.tv import medi_edge_mask, tv_admm
+from qsmprep.algorithms.inversion.tv import medi_edge_mask, tv_admm
 from qsmprep.simulation.phantom import head_phantom
 
 VS = (1.0, 1.0, 1.5)

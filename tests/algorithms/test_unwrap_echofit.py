@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qsmprep.algorithms.echofit import fit_field
+from qsmprep.algorithms.echoes.echofit import fit_field
 from qsmprep.algorithms.phase import GAMMA_BAR_HZ_PER_T, wrap
-from qsmprep.algorithms.unwrap import laplacian_unwrap, make_congruent, temporal_unwrap
+from qsmprep.algorithms.unwrap.laplacian import laplacian_unwrap, make_congruent, temporal_unwrap
 
 TWO_PI = 2 * np.pi
 B0_T = 3.0
@@ -158,7 +158,7 @@ def test_single_echo_field():
 
 
 def test_quality_mask_drops_an_island_off_by_one_wrap_step():
-    from qsmprep.algorithms.echofit import quality_mask
+    from qsmprep.algorithms.echoes.echofit import quality_mask
 
     shape, delta_te = (40, 40, 30), 4e-3
     step = 1e6 / (GAMMA_BAR_HZ_PER_T * B0_T * delta_te)  # ppm per 2 pi of the echo spacing
@@ -201,7 +201,7 @@ def test_quality_mask_keeps_a_steep_but_correct_field_when_the_echoes_agree():
     """Regression (qsm-forward 7 T noise-free cylinders: 5,196 correct voxels removed, the large
     cylinder broken, 68% NRMSE): a jump of > 0.3 wrap steps is no error where the echoes agree
     with the fit and the phase offset is smooth; every jump counts without that evidence."""
-    from qsmprep.algorithms.echofit import echo_inconsistency, quality_mask
+    from qsmprep.algorithms.echoes.echofit import echo_inconsistency, quality_mask
 
     phase, mag, field, mask, te, b0, vs = _cylinder_7t()
     uw = temporal_unwrap(phase, te, vs, magnitudes=mag, mask=mask)
@@ -223,7 +223,7 @@ def test_quality_mask_with_evidence_still_drops_aliased_islands_and_dephased_vox
     offset moved by 2 pi TE1 / spacing = pi) and a block whose phase is non-linear in TE
     (dephasing) behind a field jump are dropped; the same jump with consistent echoes is
     kept; noise alone flags 0.03% of the voxels as inconsistent."""
-    from qsmprep.algorithms.echofit import echo_inconsistency, quality_mask
+    from qsmprep.algorithms.echoes.echofit import echo_inconsistency, quality_mask
 
     phase, mag, field, mask, te, b0, vs = _cylinder_7t(noise=10.0)   # SNR ~85 at TE 4 ms
     uw = temporal_unwrap(phase, te, vs, magnitudes=mag, mask=mask)
@@ -252,7 +252,7 @@ def test_quality_mask_with_evidence_still_drops_aliased_islands_and_dephased_vox
 
 # ---------------------------------------------------------------- nonlinear fit, ROMEO + fit
 def test_nonlinear_fit_exact_on_noiseless_data():
-    from qsmprep.algorithms.echofit import fit_field_nonlinear
+    from qsmprep.algorithms.echoes.echofit import fit_field_nonlinear
 
     d = multi_echo()
     fit = fit_field_nonlinear(d["truth_phase"], d["mag"], ECHO_TIMES, B0_T)
@@ -265,7 +265,7 @@ def test_nonlinear_fit_ignores_a_2pi_slip_and_calibrates_its_noise_map():
     by 0.2 ppm; the complex fit sees only sin(residual) and recovers the field. (A slip of
     the first or last echo biases the start past the next alias: echo 4 is recovered in
     99.9% of the island, echo 1 not at all -- measured; that is the unwrapper's job.)"""
-    from qsmprep.algorithms.echofit import fit_field_nonlinear
+    from qsmprep.algorithms.echoes.echofit import fit_field_nonlinear
 
     d = multi_echo(sigma=0.01, seed=7)
     unwrapped = temporal_unwrap(d["phase"], ECHO_TIMES, d["vs"], magnitudes=d["mag"])
@@ -287,7 +287,7 @@ def test_nonlinear_fit_ignores_a_2pi_slip_and_calibrates_its_noise_map():
 
 
 def test_romeo_then_fit_recovers_the_field():
-    from qsmprep.algorithms.romeo import romeo_unwrap
+    from qsmprep.algorithms.unwrap.romeo import romeo_unwrap
 
     d = multi_echo(sigma=0.02, seed=2)  # SNR 50 at TE = 0
     unwrapped = romeo_unwrap(d["phase"], ECHO_TIMES, d["mag"])

@@ -2,10 +2,10 @@
 
 The Laplacian-unwrapped echo difference put two islands (2,366 + 334 brain voxels in the
 temporal lobes and cerebellum, next to the sinus-like cavities) one echo-spacing step
-(0.98 ppm at 3 T, 8 ms) off. :func:`qsmprep.algorithms.unwrap.temporal_unwrap` now unwraps
+(0.98 ppm at 3 T, 8 ms) off. :func:`qsmprep.algorithms.unwrap.laplacian.temporal_unwrap` now unwraps
 the echo difference along ROMEO's quality-guided spanning tree; what is left wrong are
 the few voxels next to the cavities whose phase is fully dephased (the true field changes
-by 0.6-1.5 ppm per voxel there), which :func:`qsmprep.algorithms.echofit.quality_mask`
+by 0.6-1.5 ppm per voxel there), which :func:`qsmprep.algorithms.echoes.echofit.quality_mask`
 removes. The dataset is the one ``qsmprep simulate --voxel-size 2 --matrix 72 84 72``
 writes (4 echoes 4/12/20/28 ms, SNR 100, phase offset of amplitude 1 rad).
 """
@@ -15,11 +15,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qsmprep.algorithms.echofit import echo_inconsistency, fit_field, quality_mask
-from qsmprep.algorithms.masking import magnitude_mask
+from qsmprep.algorithms.echoes.echofit import echo_inconsistency, fit_field, quality_mask
+from qsmprep.algorithms.mask.masking import magnitude_mask
 from qsmprep.algorithms.phase import wrap
-from qsmprep.algorithms.romeo import romeo_unwrap
-from qsmprep.algorithms.unwrap import temporal_unwrap, unwrap_echo_difference
+from qsmprep.algorithms.unwrap.romeo import romeo_unwrap
+from qsmprep.algorithms.unwrap.laplacian import temporal_unwrap, unwrap_echo_difference
 from qsmprep.simulation.dataset import SimulationSpec, simulate
 
 ECHO_TIMES = (0.004, 0.012, 0.020, 0.028)

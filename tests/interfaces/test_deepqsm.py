@@ -16,7 +16,7 @@ torch = pytest.importorskip("torch")
 from qsmprep.algorithms.deepqsm.unet import UNet3d  # noqa: E402
 from qsmprep.algorithms.dipole import forward_field  # noqa: E402
 from qsmprep.algorithms.fft import mask_bounding_box  # noqa: E402
-from qsmprep.algorithms.inversion import tkd  # noqa: E402
+from qsmprep.algorithms.inversion.direct import tkd  # noqa: E402
 from qsmprep.algorithms.metrics import nrmse  # noqa: E402
 from qsmprep.algorithms.reference import reference_to_mask_mean  # noqa: E402
 from qsmprep.interfaces.deepqsm import DeepQSM, deepqsm_mem_gb  # noqa: E402

@@ -4,7 +4,7 @@ import numpy as np
 from scipy import ndimage
 
 from qsmprep.algorithms.dipole import b0_direction_from_affine, forward_field
-from qsmprep.algorithms.inversion import closed_form_l2
+from qsmprep.algorithms.inversion.direct import closed_form_l2
 from qsmprep.algorithms.metrics import demeaned_nrmse
 from qsmprep.simulation.acquisition import AIR_CHI, _tables, simulate_megre
 from qsmprep.simulation.anatomy import NUCLEI, rasterise_head

@@ -7,7 +7,7 @@ Steps (Bollmann et al., NeuroImage 2019, applied to arbitrary acquisitions):
    training size (or the finest input voxel size with ``resolution="isotropic"``, the
    dipole kernel being scale free) with B0 rotated onto array axis 2;
 3. mask the field, scale it (ppm x ``model.scale``); for residual models add the TKD
-   channel (:func:`qsmprep.algorithms.inversion.tkd`, computed on the whole grid);
+   channel (:func:`qsmprep.algorithms.inversion.direct.tkd`, computed on the whole grid);
 4. predict tile by tile: the grid is split into the fewest tiles of at most
    ``max_tile_voxels`` voxels, each grown by ``overlap`` voxels per side and padded to a
    multiple of 16; only each tile's core is kept, so CPU memory is bounded by the tile
@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from ..fft import mask_bounding_box
-from ..inversion import tkd
+from ..inversion.direct import tkd
 from ._torch import require_torch
 from .geometry import GridMap
 

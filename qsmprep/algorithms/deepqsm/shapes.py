@@ -206,7 +206,7 @@ class ShapeGenerator:
 
     def tkd(self, field):
         """Truncated k-space division of ``field`` (same convention as
-        :func:`qsmprep.algorithms.inversion.tkd`: ``sign(D)/threshold`` where
+        :func:`qsmprep.algorithms.inversion.direct.tkd`: ``sign(D)/threshold`` where
         ``|D| <= threshold``), zero-padded like :meth:`forward`."""
         return self._filter(field, self.tkd_kernel)
 

@@ -27,7 +27,7 @@ closed form in k-space:
     chi = argmin || D chi - phi ||^2 + lambda sum_i || G_i chi - g_i ||^2
         = F^-1 [ (D F phi + lambda sum_i conj(E_i) F g_i) / (D^2 + lambda E2) ]
 
-``lambda`` has the convention of :func:`qsmprep.algorithms.inversion.closed_form_l2`
+``lambda`` has the convention of :func:`qsmprep.algorithms.inversion.direct.closed_form_l2`
 (weight of squared gradient deviations, gradients in 1/mm): with all ``g_i = 0`` this
 IS closed-form L2, so FOCUSS-QSM is closed-form L2 whose gradient regulariser pulls
 towards the FOCUSS gradients instead of towards zero.
@@ -45,7 +45,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .kspace_ops import Grid
+from ..kspace import Grid
 from .lambda_selection import DEFAULT_LAMBDAS, select_lambda, sweep_l2
 
 __all__ = ["FocussResult", "focuss_qsm", "magnitude_edge_prior"]

@@ -40,10 +40,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .fft import mask_bounding_box
-from .magnitude import scaled_magnitude
-from .phase import wrap
-from .echofit import line_fit
+from ..fft import mask_bounding_box
+from ..magnitude import scaled_magnitude
+from ..phase import wrap
+from ..linefit import line_fit
 from .spanning_tree import TWO_PI, _component_medians, edge_quality, mst_unwrap
 
 __all__ = ["edge_quality", "mst_unwrap", "romeo_unwrap"]

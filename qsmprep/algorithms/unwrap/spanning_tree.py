@@ -4,8 +4,8 @@
 and agreement with a second echo's gradient, as in ROMEO, Dymerska et al., MRM 2021);
 :func:`mst_unwrap` integrates the wrapped phase differences along the maximum spanning
 tree of those qualities (Kruskal on the best edges first, then the rest), so unreliable
-edges are crossed last. Used by :func:`qsmprep.algorithms.romeo.romeo_unwrap` and the
-temporal unwrapping of the echo difference (:mod:`qsmprep.algorithms.unwrap`).
+edges are crossed last. Used by :func:`qsmprep.algorithms.unwrap.romeo.romeo_unwrap` and the
+temporal unwrapping of the echo difference (:mod:`qsmprep.algorithms.unwrap.laplacian`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import breadth_first_order, connected_components, minimum_spanning_tree
 
-from .phase import wrap
+from ..phase import wrap
 
 __all__ = ["edge_quality", "mst_unwrap"]
 

@@ -26,8 +26,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.fft
 
-from .dipole import dipole_kernel
-from .fft import default_workers, fast_shape, mask_bounding_box
+from ..dipole import dipole_kernel
+from ..fft import default_workers, fast_shape, mask_bounding_box
 
 __all__ = ["pdf"]
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .magnitude import rss
+from ..magnitude import rss
 
 __all__ = ["otsu_threshold", "ball", "magnitude_mask", "largest_component", "clean_mask",
            "phase_quality", "phase_quality_mask", "opened_within"]

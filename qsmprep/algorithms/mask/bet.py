@@ -57,7 +57,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from scipy import ndimage
 
-from .magnitude import rss
+from ..magnitude import rss
 from .masking import _fill_holes, ball, clean_mask, largest_component
 from .surface import Mesh, enclosed_volume, icosphere, self_intersections, surface_to_mask
 

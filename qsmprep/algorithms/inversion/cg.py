@@ -9,7 +9,7 @@ where ``W`` is a voxelwise data weight (the mask, optionally divided by the fiel
 noise map: ``W = mask * median(noise) / noise``), ``D`` the dipole convolution and
 ``G_i`` the forward difference along array axis ``i`` divided by the voxel size
 (1/mm). ``lambda`` multiplies the squared gradient norm in ppm^2/mm^2, exactly as in
-:func:`qsmprep.algorithms.inversion.closed_form_l2`; with ``W = 1`` the minimiser IS
+:func:`qsmprep.algorithms.inversion.direct.closed_form_l2`; with ``W = 1`` the minimiser IS
 the closed-form solution, which the tests check.
 
 The normal equations ``(D W^2 D + lambda G^T G) chi = D W^2 phi`` are solved by
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .kspace_ops import Grid
+from ..kspace import Grid
 
 __all__ = ["CGResult", "data_weights", "cg_l2"]
 

@@ -8,7 +8,10 @@ FFT shape, and every operator is a real-FFT multiplication (``scipy.fft`` with
 Finite differences are periodic forward differences divided by the voxel size (1/mm):
 ``G_i x = (x[n+1] - x[n]) / h_i``, whose rfft symbol is
 ``E_i(k) = (exp(2 pi i k_i h_i) - 1) / h_i``, with ``sum_i |E_i|^2 = E2`` of
-:func:`qsmprep.algorithms.inversion.gradient_kernel_sq`.
+:func:`gradient_kernel_sq`.
+
+:class:`KSpaceProblem` is a field on the uncropped grid with its spectrum, for the
+direct solves and the lambda sweep.
 """
 
 from __future__ import annotations
@@ -18,9 +21,17 @@ import scipy.fft
 
 from .dipole import dipole_kernel
 from .fft import centred_slices, default_workers, fast_shape, kspace_axes, mask_bounding_box
-from .inversion import gradient_kernel_sq
+from .laplacian import laplacian_kernel
 
-__all__ = ["Grid", "difference_kernels"]
+__all__ = ["Grid", "KSpaceProblem", "difference_kernels", "gradient_kernel_sq"]
+
+
+def gradient_kernel_sq(shape, voxel_size) -> np.ndarray:
+    """``E2(k) = sum_i |1 - exp(-2 pi i k_i h_i)|^2 / h_i^2`` (1/mm^2) on the rfft grid.
+
+    Equal to minus the 7-point Laplacian's eigenvalues.
+    """
+    return -laplacian_kernel(shape, voxel_size)
 
 
 def difference_kernels(shape, voxel_size) -> list[np.ndarray]:
@@ -108,3 +119,55 @@ class Grid:
             s = self.fft(gi) * np.conj(e)
             spec = s if spec is None else spec + s
         return self.ifft(spec)
+
+
+class KSpaceProblem:
+    """A local field on a :class:`Grid` of the whole volume (no crop) with its spectrum, for
+    k-space solves: holds ``F(phi)`` (half spectrum) so that several solves or a lambda
+    sweep reuse one forward transform. ``d``, ``e2``, ``shape`` are the grid's.
+    """
+
+    def __init__(self, field, voxel_size, b0_dir, mask=None, pad=8, workers=None):
+        field = np.asarray(field, dtype=np.float32)
+        self.grid = Grid(field.shape, voxel_size, b0_dir, mask=None, pad=pad, workers=workers)
+        self.workers = self.grid.workers
+        self.voxel_size = self.grid.voxel_size
+        self.shape = self.grid.shape
+        self.slices = self.grid.inner
+        self.mask = None if mask is None else np.asarray(mask, bool)
+        # mask and zero-pad in one pass (no full-size temporaries)
+        padded = np.zeros(self.shape, np.float32)
+        if self.mask is None:
+            padded[self.slices] = field
+        else:
+            np.multiply(field, self.mask, out=padded[self.slices])
+        self.spectrum = scipy.fft.rfftn(padded, workers=self.workers, overwrite_x=True)
+        self.d = self.grid.d
+
+    @property
+    def e2(self) -> np.ndarray:
+        return self.grid.e2
+
+    def apply(self, kernel, inplace: bool = False) -> np.ndarray:
+        """Multiply the field spectrum by a real ``kernel``; return the image, cropped and
+        zero outside the mask. ``inplace`` reuses (destroys) the stored spectrum."""
+        if inplace:
+            spec = self.spectrum
+            spec *= kernel
+            self.spectrum = None
+        else:
+            spec = self.spectrum * kernel
+        out = scipy.fft.irfftn(spec, s=self.shape, workers=self.workers, overwrite_x=True)
+        view = out[self.slices]
+        if self.mask is None:
+            return np.ascontiguousarray(view, dtype=np.float32)
+        return np.where(self.mask, view, np.float32(0)).astype(np.float32, copy=False)
+
+    def l2_kernel(self, lam: float) -> np.ndarray:
+        d = self.d
+        denom = d * d
+        denom += np.float32(lam) * self.e2
+        denom[0, 0, 0] = 1.0
+        np.divide(d, denom, out=denom)
+        denom[0, 0, 0] = 0.0
+        return denom

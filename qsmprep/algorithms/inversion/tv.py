@@ -10,7 +10,7 @@ parameter selection"):
 ``D`` the dipole convolution, ``G_i`` the forward difference along array axis ``i``
 divided by the voxel size (1/mm), so ``lambda`` multiplies the (anisotropic) total
 variation in ppm/mm and its units differ from the L2 lambdas of
-:mod:`qsmprep.algorithms.inversion` (ppm^2/mm^2). ``M_i`` is the MEDI edge mask:
+:mod:`qsmprep.algorithms.inversion.direct` (ppm^2/mm^2). ``M_i`` is the MEDI edge mask:
 0 where the magnitude gradient along axis ``i`` is among the largest ``edge_fraction``
 (30%) of the mask's gradients (an anatomical edge: no penalty), 1 elsewhere. Ties at
 the threshold count as non-edges, so a piecewise-constant magnitude marks fewer.
@@ -59,7 +59,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .cg import data_weights
-from .kspace_ops import Grid
+from ..kspace import Grid
 from .lambda_selection import DEFAULT_LAMBDAS, select_lambda, sweep_l2
 
 __all__ = ["TVResult", "medi_edge_mask", "tv_admm", "auto_tv_lambda"]

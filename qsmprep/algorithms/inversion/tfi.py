@@ -13,7 +13,7 @@ brain's own sources and the background sources outside it together,
 mask), ``D`` the dipole convolution, ``G_i`` the forward difference along axis ``i``
 divided by the voxel size (1/mm), ``M_i`` the differences with both voxels inside the
 mask. ``lambda`` multiplies the squared gradient norm of chi INSIDE the mask
-(ppm^2/mm^2), the convention of :func:`qsmprep.algorithms.inversion.closed_form_l2`
+(ppm^2/mm^2), the convention of :func:`qsmprep.algorithms.inversion.direct.closed_form_l2`
 restricted to the brain; the background susceptibility is not regularised (as in
 PDF, the early-stopped CG is its regulariser). ``P`` is TFI's preconditioner: 1 in the
 mask, ``p_out`` (30, as in the paper) outside it, 0 outside the box (no sources
@@ -45,10 +45,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .background import vsharp
+from ..background.sharp import vsharp
 from .cg import data_weights, pcg
-from .inversion import KSpaceProblem
-from .kspace_ops import Grid
+from ..kspace import KSpaceProblem
+from ..kspace import Grid
 from .lambda_selection import DEFAULT_LAMBDAS, select_lambda, sweep_l2
 
 __all__ = ["TFIResult", "tfi", "tfi_auto_lambda"]

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .echofit import line_fit
+from ..linefit import line_fit
 
 __all__ = ["R2StarFit", "r2star_loglinear", "r2star_arlo", "r2star_map", "R2STAR_METHODS"]
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from .cg import cg_l2
 from .focuss import focuss_qsm
-from .inversion import KSpaceProblem, closed_form_l2, tkd
+from .direct import closed_form_l2, tkd
+from ..kspace import KSpaceProblem
 from .lambda_selection import choose_l2_lambda, select_lambda
-from .reference import reference_to_mask_mean
+from ..reference import reference_to_mask_mean
 from .tv import TV_LAMBDA_FACTOR, tv_admm
 
 __all__ = ["invert_dipole", "NEEDS_MAGNITUDE"]

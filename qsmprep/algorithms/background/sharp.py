@@ -20,7 +20,7 @@ import numpy as np
 import scipy.fft
 from scipy import ndimage
 
-from .fft import default_workers, fast_shape, mask_bounding_box
+from ..fft import default_workers, fast_shape, mask_bounding_box
 
 __all__ = ["smv_kernel", "sharp", "vsharp", "default_radii", "SHARP_RADIUS_MM"]
 

@@ -1,6 +1,6 @@
 """Automatic regularisation weight for closed-form L2, from one k-space sweep.
 
-For the closed-form L2 problem (see :mod:`qsmprep.algorithms.inversion`, where
+For the closed-form L2 problem (see :mod:`qsmprep.algorithms.inversion.direct`, where
 ``lambda`` multiplies ``sum_i ||G_i chi||^2`` with gradients in 1/mm) every
 quantity of the L-curve has a closed form in k-space. With ``P = |F(phi)|^2``
 (Parseval-weighted half spectrum), ``D`` the dipole kernel, ``E2`` the squared
@@ -46,7 +46,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .fft import rfft_weights
+from ..fft import rfft_weights
 
 __all__ = ["LambdaSweep", "sweep_l2", "select_lambda", "choose_l2_lambda", "cone_noise_spectrum", "DEFAULT_LAMBDAS",
            "LAMBDA_RULES"]
@@ -200,6 +200,6 @@ def select_lambda(sweep: LambdaSweep, rule: str = "upre") -> float:
 
 def choose_l2_lambda(problem, rule: str = "upre", lambdas=DEFAULT_LAMBDAS):
     """``(lambda, sweep)``: the closed-form L2 sweep of ``problem`` (a
-    :class:`qsmprep.algorithms.inversion.KSpaceProblem`) and the lambda ``rule`` picks."""
+    :class:`qsmprep.algorithms.kspace.KSpaceProblem`) and the lambda ``rule`` picks."""
     sweep = sweep_l2(problem.spectrum, problem.d, problem.e2, lambdas)
     return select_lambda(sweep, rule), sweep

@@ -27,13 +27,14 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from .background import vsharp
-from .dipole import forward_field
-from .inversion import KSpaceProblem, closed_form_l2
+from ..background.sharp import vsharp
+from ..dipole import forward_field
+from .direct import closed_form_l2
+from ..kspace import KSpaceProblem
 from .lambda_selection import select_lambda, sweep_l2
-from .pdf import pdf
-from .phase import GAMMA_BAR_HZ_PER_T
-from .r2star import r2star_loglinear as _loglinear_fit
+from ..background.pdf import pdf
+from ..phase import GAMMA_BAR_HZ_PER_T
+from ..echoes.r2star import r2star_loglinear as _loglinear_fit
 
 __all__ = ["r2star_loglinear", "r2prime_to_chi", "prior_chi_estimate", "regularised_qsm",
            "preconditioned_qsm", "RQSMResult"]
@@ -41,7 +42,7 @@ __all__ = ["r2star_loglinear", "r2prime_to_chi", "prior_chi_estimate", "regulari
 
 def r2star_loglinear(magnitudes, echo_times, mask=None) -> np.ndarray:
     """R2* (1/s) by the signal-weighted log-linear fit of ``log S_n = log S0 - R2* TE_n``
-    (:func:`qsmprep.algorithms.r2star.r2star_loglinear`; weights ``S_n^2``)."""
+    (:func:`qsmprep.algorithms.echoes.r2star.r2star_loglinear`; weights ``S_n^2``)."""
     return _loglinear_fit(magnitudes, echo_times, mask).r2star
 
 

@@ -14,37 +14,13 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import chi2
 
-from .magnitude import scaled_magnitude
-from .masking import largest_component
-from .phase import GAMMA_BAR_HZ_PER_T, rad_per_s_to_ppm, wrap
+from ..linefit import line_fit
+from ..magnitude import scaled_magnitude
+from ..mask.masking import largest_component
+from ..phase import GAMMA_BAR_HZ_PER_T, rad_per_s_to_ppm, wrap
 
-__all__ = ["FieldFit", "echo_inconsistency", "fit_field", "fit_field_nonlinear", "line_fit",
+__all__ = ["FieldFit", "echo_inconsistency", "fit_field", "fit_field_nonlinear",
            "quality_mask"]
-
-
-def line_fit(y, x, weights=None, rel_tol=0.0, dtype=np.float32):
-    """Per-voxel weighted least-squares line ``y = intercept + slope * x`` along the last
-    axis (phase against echo time here; log magnitude in :mod:`.r2star`).
-
-    Returns ``(slope, intercept, sw, det)`` as ``dtype``: besides the line, the sum of
-    weights and the normal equations' determinant ``sw * swxx - swx^2`` (unguarded),
-    which give the slope's variance ``sigma^2 sw / det`` (see :func:`fit_field`).
-    Where ``|det| <= rel_tol * sw * swxx`` (0: only an exactly singular system, e.g. no
-    weight) the slope is 0 and the intercept the weighted mean.
-    """
-    y = np.asarray(y, dtype=dtype)
-    x = np.asarray(x, dtype=dtype)
-    w = np.ones_like(y) if weights is None else np.asarray(weights, dtype=dtype)
-    sw = w.sum(-1)
-    swx = (w * x).sum(-1)
-    swxx = (w * x * x).sum(-1)
-    swy = (w * y).sum(-1)
-    swxy = (w * x * y).sum(-1)
-    det = sw * swxx - swx * swx
-    ok = np.abs(det) > rel_tol * np.abs(sw * swxx)
-    slope = np.where(ok, (sw * swxy - swx * swy) / np.where(ok, det, 1), 0)
-    icpt = (swy - slope * swx) / np.where(sw > 0, sw, 1)
-    return slope.astype(dtype), icpt.astype(dtype), sw, det
 
 
 @dataclass(frozen=True)
@@ -232,7 +208,7 @@ def quality_mask(mask, field_ppm, b0_tesla, delta_te, max_jump: float = 0.3, inc
     > 0.05 ppm kept). Without ``inconsistent`` (two echoes: no residual) every jump counts.
 
     With the spanning-tree unwrapping of the echo difference
-    (:func:`qsmprep.algorithms.unwrap.temporal_unwrap`) there are no islands left on the
+    (:func:`qsmprep.algorithms.unwrap.laplacian.temporal_unwrap`) there are no islands left on the
     2 mm head phantom (3 T, 8 ms spacing, ``tests/algorithms/test_unwrap_islands.py``);
     what this check removes are the dephased voxels next to the cavities, whose phase does
     not encode the voxel-mean field. Brain voxels kept with an error > 0.05 ppm / voxels

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .background import SHARP_RADIUS_MM, default_radii, sharp, vsharp
+from .sharp import SHARP_RADIUS_MM, default_radii, sharp, vsharp
 from .lbv import lbv
 from .pdf import pdf
 

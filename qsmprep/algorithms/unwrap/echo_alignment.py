@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .phase import wrap
+from ..phase import wrap
 
 __all__ = ["align_echo_multiples"]
 

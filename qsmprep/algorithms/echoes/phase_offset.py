@@ -10,7 +10,7 @@ Eckstein/Dymerska/Robinson et al., "MCPC-3D-S"):
 
 1. the Hermitian echo difference ``H = sum_c I_c2 conj(I_c1)`` (offsets cancel,
    ``angle(H) = omega (TE2 - TE1)``) is unwrapped spatially
-   (:func:`qsmprep.algorithms.unwrap.laplacian_unwrap`, made congruent);
+   (:func:`qsmprep.algorithms.unwrap.laplacian.laplacian_unwrap`, made congruent);
 2. per channel ``theta_c = angle(I_c1) - TE1 / (TE2 - TE1) * unwrapped(angle(H))``;
 3. ``exp(i theta_c)`` is smoothed so that noise and residual unwrapping errors are
    suppressed: a Gaussian-weighted local linear fit (first-order normalised
@@ -38,10 +38,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .phase import wrap
-from .smooth_fields import (block_factors, block_sum, gaussian_local_linear, gaussian_normalised,
+from ..phase import wrap
+from ..smooth_fields import (block_factors, block_sum, gaussian_local_linear, gaussian_normalised,
                             upsample_linear)
-from .unwrap import laplacian_unwrap, make_congruent
+from ..unwrap.laplacian import laplacian_unwrap, make_congruent
 
 __all__ = ["hermitian_difference", "unwrapped_echo_difference", "mcpc3ds_offsets",
            "estimate_phase_offset", "remove_phase_offset", "DEFAULT_SIGMA_MM",

@@ -4,7 +4,7 @@ Phases are radians; echo times seconds; voxel sizes mm.
 
 The echo difference of :func:`temporal_unwrap` is unwrapped spatially by quality-guided
 region growing (:func:`unwrap_echo_difference`; the ROMEO spanning tree of
-:mod:`qsmprep.algorithms.romeo`, Dymerska et al., MRM 2021), not by Laplacian unwrapping
+:mod:`qsmprep.algorithms.unwrap.romeo`, Dymerska et al., MRM 2021), not by Laplacian unwrapping
 made congruent: the Laplacian solution is smooth and spreads the phase of steep, noisy
 or dephased regions (sinuses, skull base, the air around the head) over their
 neighbourhood, so rounding ``(laplacian - wrapped) / 2 pi`` there puts whole islands one
@@ -14,7 +14,7 @@ of 2,366 and 334 voxels in the temporal lobes and cerebellum, 0.98 ppm = one 8 m
 echo-spacing step off in the field); the spanning tree leaves 142, all in voxels next
 to the sinuses whose true field gradient is 4-10 rad per voxel in the echo difference
 (0.6-1.5 ppm per voxel): there the intravoxel dephasing is total and the phase does not
-encode the voxel-mean field at all, and :func:`qsmprep.algorithms.echofit.quality_mask`
+encode the voxel-mean field at all, and :func:`qsmprep.algorithms.echoes.echofit.quality_mask`
 removes them.
 """
 
@@ -23,11 +23,11 @@ from __future__ import annotations
 import numpy as np
 import scipy.fft
 
-from .echofit import line_fit
-from .fft import crop_to, default_workers, fast_shape, pad_to
-from .laplacian import laplacian_kernel
-from .magnitude import scaled_magnitude
-from .phase import wrap
+from ..linefit import line_fit
+from ..fft import crop_to, default_workers, fast_shape, pad_to
+from ..laplacian import laplacian_kernel
+from ..magnitude import scaled_magnitude
+from ..phase import wrap
 
 __all__ = ["laplacian_unwrap", "make_congruent", "temporal_unwrap", "unwrap_echo_difference"]
 
@@ -75,7 +75,7 @@ def unwrap_echo_difference(diff, voxel_size, magnitude=None, mask=None, method: 
 
     ``method="romeo"`` (default): along the maximum-quality spanning tree of ``mask``
     (default: every voxel) with ROMEO's phase- and magnitude-coherence edge weights
-    (:func:`qsmprep.algorithms.romeo.edge_quality`, ``magnitude`` optional, e.g. the
+    (:func:`qsmprep.algorithms.unwrap.romeo.edge_quality`, ``magnitude`` optional, e.g. the
     geometric mean of the two echoes' magnitudes); each connected component of the mask
     is then shifted by the whole number of turns that agrees best (median over its
     bright voxels) with the congruent Laplacian solution, which only fixes the global

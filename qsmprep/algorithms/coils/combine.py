@@ -20,7 +20,7 @@ Methods (``method=``):
     object signal times the body-coil sensitivity (near-uniform magnitude, slow phase).
 ``mcpc3ds``
     Without a body coil, >= 2 echoes: per-channel phase offsets by MCPC-3D-S
-    (:func:`qsmprep.algorithms.phase_offset.mcpc3ds_offsets`) are removed and the
+    (:func:`qsmprep.algorithms.echoes.phase_offset.mcpc3ds_offsets`) are removed and the
     channels are magnitude-weighted: ``rho = sum_c |I_c| I_c exp(-i theta_c) /
     sqrt(sum_c |I_c|^2)`` (Eckstein et al. MRM 2018). The phase is ``omega TE`` (the
     offset at TE = 0 is removed); the magnitude is the root-sum-of-squares, i.e. the
@@ -47,8 +47,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .phase_offset import DEFAULT_SIGMA_MM, mcpc3ds_offsets
-from .smooth_fields import block_factors, block_sum, gaussian_normalised, upsample_linear
+from ..echoes.phase_offset import DEFAULT_SIGMA_MM, mcpc3ds_offsets
+from ..smooth_fields import block_factors, block_sum, gaussian_normalised, upsample_linear
 
 __all__ = ["METHODS", "CoilCombination", "select_method", "combine_coils",
            "bodycoil_sensitivities", "least_squares_combination",
