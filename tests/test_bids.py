@@ -396,15 +396,22 @@ def test_check_output_dir(tmp_path):
     bids = make_dataset(tmp_path / "raw")
     check_output_dir(bids, tmp_path / "out", tmp_path / "work")  # fine, nothing created
     assert not (tmp_path / "out").exists()
-    for out, work in [(bids, None), (bids / "derivatives/qsmprep", None),
+    for out, work in [(bids, None), (bids / "derivatives", None), (bids / "sub-01/qsm", None),
                       (tmp_path / "out", bids / "work")]:
         with pytest.raises(UserInputError) as err:
             check_output_dir(bids, out, work)
-        assert "inside the input BIDS dataset" in one_paragraph(err)
+        message = one_paragraph(err)
+        assert "inside the input BIDS dataset" in message
+        # the suggested folder is one unbroken path
+        assert str((bids / "derivatives" / "qsmprep").resolve()) in message
+    # the BIDS-recommended place for derivatives is allowed (discovery never indexes it)
+    check_output_dir(bids, bids / "derivatives" / "qsmprep", tmp_path / "work")
     link = tmp_path / "link"
     link.symlink_to(bids)
     with pytest.raises(UserInputError):
         check_output_dir(bids, link / "derivatives")
+    with pytest.raises(UserInputError):
+        check_output_dir(bids, link / "sub-01")
     (tmp_path / "afile").write_text("")
     with pytest.raises(UserInputError) as err:
         check_output_dir(bids, tmp_path / "afile")

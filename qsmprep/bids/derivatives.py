@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+import re
 import shutil
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -138,11 +141,94 @@ def write_dataset_description(output_dir, bids_dir, container=None) -> Path:
         "GeneratedBy": [generated],
         "SourceDatasets": [source],
     }
+    ignore = Path(output_dir) / ".bidsignore"
+    if not ignore.exists():  # run logs and completion records are not BIDS files
+        _write_atomically(ignore, lambda tmp: tmp.write_text("logs/\n", encoding="utf-8"))
     return _write_json(Path(output_dir) / "dataset_description.json", desc)
 
 
 def _is_within(path: Path, parent: Path) -> bool:
     return path == parent or parent in path.parents
+
+
+def refuse_inside_input(path, bids_dir) -> None:
+    """Stop before writing ``path`` when its real location (symbolic links resolved) lies
+    in the input dataset (outside its ``derivatives/`` folder)."""
+    real = Path(path).expanduser().resolve()
+    bids_real = Path(bids_dir).expanduser().resolve()
+    if _is_within(real, bids_real) and not _is_within(real, bids_real / "derivatives"):
+        raise UserInputError(
+            f"qsmprep would write {path}, which leads into the input dataset {bids_dir} "
+            f"(its real location is {real}; a symbolic link in the output folder points "
+            "there). qsmprep never writes into the input dataset: remove the link or choose "
+            "another OUTPUT_DIR.")
+
+
+#: the file names qsmprep writes for a run, after the run's prefix and "_" (another run's
+#: files carry more entities there and never match)
+_OUTPUT_NAME = re.compile(r"^(?:Chimap|R2starmap|T2starmap|desc-brain_mask|desc-[a-z]+_fieldmap|"
+                          r"desc-[a-z]+_magnitude)\.(?:nii\.gz|json)$")
+
+
+def remove_stale_outputs(subject_folder, prefix, written) -> list[Path]:
+    """Delete the run's qsmprep outputs under ``subject_folder``/{anat,fmap} that are not in
+    ``written``; return them."""
+    keep = {os.path.abspath(f) for f in written}
+    removed = []
+    for datatype in ("anat", "fmap"):
+        for f in (Path(subject_folder) / datatype).glob(f"{prefix}_*"):
+            rest = f.name[len(prefix) + 1:]
+            if os.path.abspath(f) not in keep and _OUTPUT_NAME.match(rest):
+                f.unlink()
+                removed.append(f)
+    return removed
+
+
+def completion_record_path(output_dir, prefix) -> Path:
+    """``OUTPUT_DIR/logs/complete/<prefix>.json``: present only when every output of the
+    run was written by the last run (see :func:`write_completion_record`)."""
+    return Path(output_dir) / "logs" / "complete" / f"{prefix}.json"
+
+
+def _sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_completion_record(output_dir, prefix, files, pipeline: str) -> Path:
+    """Record that the run's outputs are complete: every file (relative to ``output_dir``)
+    with its size and SHA-256, the pipeline and the time. Written last and atomically; the
+    sinks delete it before they write, so a run cut short leaves none."""
+    root = Path(output_dir)
+    entries = {}
+    for f in sorted({os.path.abspath(f) for f in files}):
+        rel = Path(f).resolve().relative_to(root.resolve()).as_posix()
+        entries[rel] = {"Bytes": os.path.getsize(f), "SHA256": _sha256(f)}
+    record = {"Status": "complete", "Pipeline": pipeline, "Version": __version__,
+              "Finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "Files": entries}
+    return _write_json(completion_record_path(root, prefix), record)
+
+
+def verify_completion_record(output_dir, prefix) -> list[str]:
+    """Problems with a run's outputs against its completion record ([] when complete and
+    unchanged): a missing record, a missing file, or a file whose size or hash differs."""
+    path = completion_record_path(output_dir, prefix)
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return [f"no completion record {path}: the run did not finish writing its outputs"]
+    problems = []
+    for rel, entry in record.get("Files", {}).items():
+        f = Path(output_dir) / rel
+        if not f.is_file():
+            problems.append(f"{f} is missing")
+        elif os.path.getsize(f) != entry.get("Bytes") or _sha256(f) != entry.get("SHA256"):
+            problems.append(f"{f} differs from what the run wrote")
+    return problems
 
 
 def check_output_dir(bids_dir, output_dir, work_dir=None) -> None:
@@ -155,17 +241,22 @@ def check_output_dir(bids_dir, output_dir, work_dir=None) -> None:
         if path is None:
             continue
         real = Path(path).expanduser().resolve()
-        if _is_within(real, bids_real):
+        # BIDS_DIR/derivatives/<pipeline> is where BIDS recommends derivatives: allowed (it is
+        # not part of the raw dataset, and discovery never indexes it)
+        if _is_within(real, bids_real) and not (
+                real != bids_real / "derivatives" and _is_within(real, bids_real / "derivatives")):
             raise UserInputError(
                 f"The {option} {path} is inside the input BIDS dataset {bids_dir}, but qsmprep "
-                "never writes into the input dataset. Choose a directory outside it, e.g. "
-                f"{bids_real.parent / (bids_real.name + '-derivatives') / 'qsmprep'}."
+                "never writes into the input dataset. Choose a directory outside it, or its "
+                f"derivatives folder: e.g. {bids_real / 'derivatives' / 'qsmprep'}."
             )
         if real.exists() and not real.is_dir():
             raise UserInputError(
                 f"The {option} {path} exists but is not a directory. Remove it or choose "
                 "another path."
             )
+        if option == "OUTPUT_DIR":
+            _check_not_foreign(real / "dataset_description.json")
         ancestor = real
         while not ancestor.exists():
             ancestor = ancestor.parent
@@ -175,3 +266,23 @@ def check_output_dir(bids_dir, output_dir, work_dir=None) -> None:
                 "this user). Choose a writable directory, or fix its permissions (in a "
                 "container, mount it read-write)."
             )
+
+
+def _check_not_foreign(description: Path) -> None:
+    """Refuse an OUTPUT_DIR whose dataset_description.json another program wrote (qsmprep
+    would overwrite it and mix its files into that dataset)."""
+    if not description.is_file():
+        return
+    try:
+        desc = json.loads(description.read_text(encoding="utf-8"))
+        names = [g.get("Name") for g in desc.get("GeneratedBy", []) if isinstance(g, dict)]
+    except (OSError, ValueError, AttributeError):
+        names = None
+    if names is not None and "qsmprep" in names:
+        return
+    who = (f"was generated by {', '.join(str(n) for n in names)}" if names
+           else "is not a qsmprep derivatives description")
+    raise UserInputError(
+        f"The OUTPUT_DIR {description.parent} already holds a dataset_description.json that "
+        f"{who}. qsmprep would overwrite it and mix its outputs into that dataset: give qsmprep "
+        "its own folder (e.g. derivatives/qsmprep beside the other pipeline's).")

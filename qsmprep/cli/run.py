@@ -26,6 +26,7 @@ STAGES = {
     "r2star": "R2*/T2* maps",
     "background": "background removal",
     "inversion": "dipole inversion",
+    "record_outputs": "write derivatives",
 }
 
 
@@ -46,12 +47,13 @@ class Progress:
     def _describe(self, node):
         parts = node.fullname.split(".")
         run = next((self.labels[p] for p in parts if p in self.labels), "?")
-        stage = STAGES.get(node.name, "write derivatives" if node.name.startswith("derivatives_")
-                           else None)
+        stage = STAGES.get(node.name)
         return run, stage
 
     def __call__(self, node, status):
         run, stage = self._describe(node)
+        if stage is None and node.name.startswith("ds_") and status == "exception":
+            stage = "write derivatives"  # a sink is reported only when it fails
         if stage is None:
             return
         stamp = datetime.now().strftime("%H:%M:%S")

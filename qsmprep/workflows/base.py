@@ -7,7 +7,7 @@ from pathlib import Path
 from nipype.pipeline import engine as pe
 
 from ..errors import UserInputError
-from ..interfaces.derivatives import WriteDerivatives
+from .outputs import init_derivatives_wf
 from .qsm import init_qsm_wf, r2star_method_for
 
 
@@ -41,23 +41,16 @@ def init_participant_wf(*, runs, geometries, bids_dir, output_dir, work_dir, pip
         if run.body_magnitude:
             qsm.inputs.inputnode.body_magnitude = list(run.body_magnitude)
             qsm.inputs.inputnode.body_phase = list(run.body_phase)
-        ds = pe.Node(WriteDerivatives(
-            output_dir=str(output_dir), bids_dir=str(bids_dir), subject=run.subject,
-            session=run.session or "", prefix=run.prefix,
-            source_files=list(run.magnitude) + list(run.phase) + list(run.body_magnitude)
-            + list(run.body_phase),
-            field_strength=run.field_strength,
-            field_strength_source=run.field_strength_source, pipeline=p.name),
-            name=f"derivatives_{run.node_id}", run_without_submitting=True, mem_gb=0.5)
-        outputs = ["chi", "mask", "chi_mask", "total_field", "magnitude", "input_parameters",
-                   "mask_parameters", "unwrap_parameters", "inversion_parameters"]
-        if p.uses_background_step:
-            outputs += ["local_field", "background_parameters"]
-        if r2star_method_for(run.echo_times, p.method("r2star")):
-            outputs += ["r2star", "t2star", "r2star_parameters"]
-        if run.uncombined:
-            outputs += ["coil_parameters"]
-        wf.connect([(qsm, ds, [(f"outputnode.{o}", o) for o in outputs])])
+        ds = init_derivatives_wf(
+            output_dir=output_dir, bids_dir=bids_dir, subject=run.subject, session=run.session,
+            prefix=run.prefix, source_files=list(run.magnitude) + list(run.phase)
+            + list(run.body_magnitude) + list(run.body_phase),
+            field_strength=run.field_strength, field_strength_source=run.field_strength_source,
+            pipeline=p.name, has_local_field=p.uses_background_step,
+            has_r2star=bool(r2star_method_for(run.echo_times, p.method("r2star"))),
+            has_coils=run.uncombined, name=f"derivatives_{run.node_id}")
+        fields = ds.get_node("inputnode").inputs.copyable_trait_names()
+        wf.connect([(qsm, ds, [(f"outputnode.{f}", f"inputnode.{f}") for f in fields])])
     return wf
 
 
