@@ -87,6 +87,7 @@ class Config:
     omp_nthreads: int = 1
     mem_gb: float | None = None
     plugin: str = "MultiProc"
+    plugin_args: dict = field(default_factory=dict, hash=False)  # --plugin-args/--sbatch-args
     fsl: str = "auto"
     device: str = "cpu"
     user_mask: str | None = None  # path pattern with {subject} {session} {acquisition} {run}

@@ -19,6 +19,7 @@ def build_config(args):
     from .. import methods
     from ..bids import load_bids_filters
     from ..config import Config, build_pipeline
+    from .plugins import plugin_args_from_flags
 
     pipeline, notes = build_pipeline(
         args.pipeline, {st.name: getattr(args, f"method_{st.name}") for st in methods.STAGES},
@@ -32,7 +33,9 @@ def build_config(args):
         bids_filters=load_bids_filters(args.bids_filter_file) if args.bids_filter_file else {},
         pipeline=pipeline, pipeline_notes=tuple(notes), nprocs=args.nprocs, omp_nthreads=omp,
         mem_gb=args.mem_gb,
-        plugin=args.plugin, fsl=args.fsl, device=args.device, user_mask=args.user_mask,
+        plugin=args.plugin,
+        plugin_args=plugin_args_from_flags(args.plugin, args.plugin_args, args.sbatch_args),
+        fsl=args.fsl, device=args.device, user_mask=args.user_mask,
         phase_units=args.phase_units)
 
 

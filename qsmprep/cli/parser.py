@@ -11,6 +11,7 @@ from .. import __version__
 from ..algorithms.phase import PHASE_UNITS
 from .. import methods
 from ..fsl import FSL_MODES
+from .plugins import PLUGINS
 
 DESCRIPTION = """\
 qsmprep turns multi-echo (or single-echo) gradient-echo magnitude and phase images in a
@@ -113,8 +114,20 @@ def build_parser() -> argparse.ArgumentParser:
                       help="threads per process for FFTs (default: min(nprocs, 8))")
     perf.add_argument("--mem-gb", type=_positive_float, default=None,
                       help="memory limit for scheduling nodes (GB)")
-    perf.add_argument("--plugin", choices=["MultiProc", "Linear"], default="MultiProc",
-                      help="nipype execution plugin (default: MultiProc)")
+    perf.add_argument("--plugin", choices=PLUGINS, default="MultiProc",
+                      help="nipype execution plugin: MultiProc or Linear run here; SLURM, SGE, "
+                      "PBS, LSF submit one job per step with its memory/CPU estimate and wait; "
+                      "SLURMGraph submits the whole graph and exits (docs/hpc.md; default: "
+                      "MultiProc)")
+    perf.add_argument("--plugin-args", metavar="JSON|FILE",
+                      help="nipype plugin arguments as a JSON object or a JSON file, e.g. "
+                      '\'{"max_jobs": 50, "sbatch_args": "--partition=short"}\'')
+    perf.add_argument("--sbatch-args", metavar="ARGS",
+                      help="options added to every sbatch of --plugin SLURM/SLURMGraph, given "
+                      "with '=', e.g. --sbatch-args='--partition=short --time=1:00:00'")
+    from .group import add_group_arguments
+
+    add_group_arguments(p)
     return p
 
 

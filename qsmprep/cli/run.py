@@ -213,11 +213,11 @@ def run_participant(cfg: Config, out=None, err=None) -> int:
                              pipeline=pipeline, omp_nthreads=cfg.omp_nthreads, device=cfg.device,
                              user_mask=cfg.user_mask, phase_units=cfg.phase_units)
     progress = Progress(runs, out)
-    plugin_args = {"status_callback": progress}
-    if cfg.plugin == "MultiProc":
-        plugin_args.update(n_procs=cfg.nprocs, raise_insufficient=False)
-        if cfg.mem_gb:
-            plugin_args["memory_gb"] = cfg.mem_gb
+    from .plugins import plugin_settings, set_node_resources
+
+    set_node_resources(wf, cfg.plugin)  # per-node memory/CPUs for the batch schedulers
+    plugin_args = plugin_settings(cfg.plugin, dict(cfg.plugin_args), nprocs=cfg.nprocs,
+                                  mem_gb=cfg.mem_gb, status_callback=progress)
     print(f"log: {log_file}", file=out, flush=True)
     try:
         wf.run(plugin=cfg.plugin, plugin_args=plugin_args)
@@ -225,6 +225,13 @@ def run_participant(cfg: Config, out=None, err=None) -> int:
     except RuntimeError:
         failed = True
     took = time.monotonic() - t0
+    if cfg.plugin == "SLURMGraph" and not failed:
+        print(f"qsmprep: submitted the whole graph to Slurm in {took:.0f} s; qsmprep does not "
+              f"wait for these jobs. Derivatives appear in {cfg.output_dir} as they finish "
+              f"(squeue -u $USER); run the same command with --plugin SLURM or MultiProc and "
+              f"the same -w afterwards to check the result and reuse every finished step.",
+              file=out, flush=True)
+        return 0
     summary = progress.summary()
     if summary:
         print(summary, file=out, flush=True)

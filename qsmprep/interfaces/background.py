@@ -29,7 +29,8 @@ class _BgInputSpec(BaseInterfaceInputSpec):
     pdf_margin_mm = traits.Float(10.0, usedefault=True,
                                  desc="PDF source shell around the mask's bounding box (mm)")
     lbv_peel = traits.Int(1, usedefault=True, desc="LBV: layers peeled off the mask (voxels)")
-    n_threads = traits.Int(1, usedefault=True, desc="FFT threads")
+    n_threads = traits.Int(1, usedefault=True, nohash=True,
+                           desc="FFT threads; not hashed, so other thread counts reuse the cache")
 
 
 class _BgOutputSpec(TraitedSpec):

@@ -102,7 +102,8 @@ class _CombineCoilsInputSpec(BaseInterfaceInputSpec):
                               desc="order of the body-coil sensitivity magnitude polynomial")
     sigma_mm = traits.Float(DEFAULT_SIGMA_MM, usedefault=True,
                             desc="Gaussian width (mm) smoothing sensitivity phases / offsets")
-    n_threads = traits.Int(1, usedefault=True, desc="FFT threads")
+    n_threads = traits.Int(1, usedefault=True, nohash=True,
+                           desc="FFT threads; not hashed, so other thread counts reuse the cache")
     phase_units = traits.Enum(*PHASE_UNITS, usedefault=True,
                               desc="units of the raw phase (--phase-units; auto identifies them)")
 

@@ -32,7 +32,8 @@ class _DeepQSMInputSpec(BaseInterfaceInputSpec):
     max_tile_voxels = traits.Int(4_000_000, usedefault=True,
                                  desc="largest tile (voxels, with overlap); bounds memory")
     overlap = traits.Int(24, usedefault=True, desc="tile overlap per side (voxels)")
-    n_threads = traits.Int(1, usedefault=True, desc="torch CPU threads")
+    n_threads = traits.Int(1, usedefault=True, nohash=True,
+                           desc="torch CPU threads; not hashed, so other thread counts reuse the cache")
 
 
 class _DeepQSMOutputSpec(TraitedSpec):

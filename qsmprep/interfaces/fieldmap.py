@@ -27,7 +27,8 @@ class _UnwrapInputSpec(BaseInterfaceInputSpec):
                                   "quality-guided tree; default all)")
     template_echo = traits.Int(2, usedefault=True,
                                desc="romeo: 1-based echo unwrapped spatially (ROMEO's default 2)")
-    n_threads = traits.Int(1, usedefault=True, desc="FFT threads")
+    n_threads = traits.Int(1, usedefault=True, nohash=True,
+                           desc="FFT threads; not hashed, so other thread counts reuse the cache")
 
 
 class _UnwrapOutputSpec(TraitedSpec):

@@ -31,7 +31,8 @@ class _InvInputSpec(BaseInterfaceInputSpec):
                               desc="automatic lambda rule (upre: predictive risk with the "
                                    "null-cone noise spectrum; gcv; lcurve)")
     tkd_threshold = traits.Float(0.19, usedefault=True, desc="TKD kernel truncation")
-    n_threads = traits.Int(1, usedefault=True, desc="FFT threads")
+    n_threads = traits.Int(1, usedefault=True, nohash=True,
+                           desc="FFT threads; not hashed, so other thread counts reuse the cache")
 
 
 class _InvOutputSpec(TraitedSpec):

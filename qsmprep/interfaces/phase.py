@@ -82,7 +82,8 @@ class _OffsetInputSpec(BaseInterfaceInputSpec):
     phase = File(exists=True, mandatory=True, desc="4-D phase (radians), echoes last")
     magnitude = File(exists=True, mandatory=True, desc="4-D magnitude, same grid")
     echo_times = traits.List(traits.Float, mandatory=True, desc="echo times (s)")
-    n_threads = traits.Int(1, usedefault=True, desc="FFT threads")
+    n_threads = traits.Int(1, usedefault=True, nohash=True,
+                           desc="FFT threads; not hashed, so other thread counts reuse the cache")
 
 
 class _OffsetOutputSpec(TraitedSpec):

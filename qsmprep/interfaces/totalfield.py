@@ -24,7 +24,8 @@ class _TFIInputSpec(BaseInterfaceInputSpec):
     p_out = traits.Float(30.0, usedefault=True, desc="preconditioner value outside the mask")
     max_iter = traits.Int(300, usedefault=True, desc="CG iterations (the background's "
                                                      "regulariser: do not raise blindly)")
-    n_threads = traits.Int(1, usedefault=True, desc="FFT threads")
+    n_threads = traits.Int(1, usedefault=True, nohash=True,
+                           desc="FFT threads; not hashed, so other thread counts reuse the cache")
 
 
 class _TFIOutputSpec(TraitedSpec):
