@@ -62,6 +62,11 @@ def main(argv=None) -> int:
             module = importlib.import_module(f".{SUBCOMMANDS[argv[0]]}", __package__)
             return module.main(argv[1:])
         args = build_parser().parse_args(argv)
+        from .group import check_participant_args, run_group_level
+
+        if args.analysis_level == "group":
+            return run_group_level(args)
+        check_participant_args(args)
         from .run import run_participant
 
         return run_participant(build_config(args))

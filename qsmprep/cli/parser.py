@@ -60,8 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bids_dir", type=Path, help="root of the input BIDS dataset (read-only)")
     p.add_argument("output_dir", type=Path,
                    help="derivatives folder to write (created; re-runs overwrite in place)")
-    p.add_argument("analysis_level", choices=["participant"],
-                   help="'participant': process each selected subject's runs")
+    p.add_argument("analysis_level", choices=["participant", "group"],
+                   help="'participant': process each selected subject's runs; 'group': region "
+                   "tables, whole-brain QC and a report from the participant outputs in "
+                   "OUTPUT_DIR (docs/group.md)")
     p.add_argument("--version", action="version", version=f"qsmprep {__version__}")
 
     sel = p.add_argument_group("selecting data")
