@@ -321,6 +321,12 @@ def _read_sidecar_values(layout, path, required: bool):
                 )
             values.append(None)
             continue
+        if key == "EchoTime" and isinstance(value, list) and len(value) > 1:
+            raise UserInputError(
+                f"The sidecar of {path} lists {len(value)} echo times: the image holds all "
+                "echoes in one file, which qsmprep would read as receive channels. Split it "
+                "into one file per echo (sub-<label>_echo-<n>_part-mag_MEGRE.nii.gz and "
+                "part-phase), each sidecar with its own EchoTime in seconds.")
         _check_positive(key, value, unit, path)
         if key == "EchoTime" and value > 1:
             raise UserInputError(

@@ -167,5 +167,5 @@ def _header_channels(path):
             "each echo and part in its own file), or 4D with uncombined receive channels on "
             "the 4th axis. Split the file per echo."
         )
-    n_channels = shape[3] if len(shape) > 3 else 1
+    n_channels = shape[3] if len(shape) > 3 else 1  # a singleton 4th axis is a 3-D volume
     return shape[:3], np.asarray(img.affine, dtype=float), n_channels

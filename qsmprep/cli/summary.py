@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-
-
 from ..bids import run_geometry
 
 
@@ -17,7 +15,8 @@ def format_run_summary(runs, geometries=None) -> str:
     for r, g in zip(runs, geometries):
         ids = " ".join(f"{k}-{v}" for k, v in r.entities.items() if k in ("acq", "rec", "run"))
         rows.append((
-            r.subject, r.session or "-", ids or "-", r.suffix, str(r.n_echoes),
+            r.subject, r.session or "-", ids or "-",
+            r.suffix + (f" ({r.n_channels} channels)" if r.n_channels > 1 else ""), str(r.n_echoes),
             ", ".join(f"{te * 1000:.4g}" for te in r.echo_times),
             f"{r.field_strength:.4g}",
             "x".join(str(n) for n in g.shape),

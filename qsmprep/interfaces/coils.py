@@ -19,7 +19,7 @@ from ..algorithms.coils.combine import METHODS, combine_coils
 from ..algorithms.phase import PHASE_UNITS, wrap
 from ..algorithms.echoes.phase_offset import DEFAULT_SIGMA_MM
 from ..errors import UserInputError
-from ..qc.inputs import convert_run_phase
+from ..qc.inputs import check_volumes_are_channels, convert_run_phase
 from ._nifti import geometry, save_like
 
 LOG = logging.getLogger("qsmprep")
@@ -122,6 +122,9 @@ class CombineCoils(SimpleInterface):
 
     def _run_interface(self, runtime):
         echoes = ChannelEchoes(self.inputs.magnitude, self.inputs.phase, self.inputs.phase_units)
+        if len(echoes) == 1:  # one 4-D file: channels, or all echoes merged into one image?
+            first = self.inputs.magnitude[0]
+            check_volumes_are_channels(np.asanyarray(nib.load(str(first)).dataobj), first)
         te = list(self.inputs.echo_times)
         if len(te) != len(echoes):
             raise UserInputError(

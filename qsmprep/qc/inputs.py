@@ -119,3 +119,40 @@ def check_field_strength(value, path, key: str = "MagneticFieldStrength",
             f"factor. Fix {key} in {sidecar or 'its JSON sidecar'} (MagneticFieldStrength in "
             "tesla, ImagingFrequency in MHz).")
     return v
+
+
+def check_volumes_are_channels(magnitude, path) -> None:
+    """Stop when the volumes of a 4-D magnitude ``path`` (read as receive channels) look like
+    echoes of one combined image: the signal falls from each volume to the next by a ratio
+    that is nearly the same everywhere (T2* decay), where two receive channels differ by
+    their coil sensitivities, which vary across the head by factors of several.
+
+    Measured on the simulator (signal voxels, log of the volume-to-volume ratio): echoes of the
+    realistic head median -0.15 to -0.16 with an interquartile range 0.23-0.44; 8 channels
+    medians of both signs, interquartile range 0.70-1.09. Echoes: every median below -0.01
+    and every interquartile range below 0.55.
+    """
+    v = np.asarray(magnitude, np.float32)
+    if v.ndim != 4 or v.shape[-1] < 2:
+        return
+    v = np.abs(v)
+    rss = np.sqrt(np.einsum("...c,...c->...", v, v))
+    signal = rss > 0.2 * np.percentile(rss, 99)
+    medians, spreads = [], []
+    for k in range(v.shape[-1] - 1):
+        a, b = v[..., k][signal], v[..., k + 1][signal]
+        ok = (a > 0) & (b > 0)
+        if ok.sum() < 100:
+            return
+        ratio = np.log(b[ok] / a[ok])
+        q1, med, q3 = np.percentile(ratio, [25, 50, 75])
+        medians.append(float(med))
+        spreads.append(float(q3 - q1))
+    if max(medians) < -0.01 and max(spreads) < 0.55:
+        raise UserInputError(
+            f"{path} has {v.shape[-1]} volumes that look like echoes, not receive channels: the "
+            f"signal decays from each volume to the next by a nearly uniform factor (median "
+            f"ratio {math.exp(max(medians)):.2f} or less). qsmprep reads a 4-D image as "
+            "uncombined channels of one echo. Split it into one file per echo "
+            "(sub-<label>_echo-<n>_part-mag_MEGRE.nii.gz and part-phase, each with its EchoTime), "
+            "or, if these really are channels, combine them first.")

@@ -91,7 +91,7 @@ def test_user_errors_are_one_paragraph(case, tiny_bids, tmp_path, capsys):
     if case == "missing_bids":
         args[0] = tmp_path / "nope"
     elif case == "output_inside":
-        args[1] = bids / "derivatives" / "qsmprep"
+        args[1] = bids / "sub-01" / "qsm"
     elif case == "unknown_subject":
         args += ["--participant-label", "99"]
     elif case == "bad_pipeline":
