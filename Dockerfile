@@ -1,119 +1,135 @@
 # syntax=docker/dockerfile:1
 #
-# qsmprep BIDS-App image.
+# qsmprep BIDS-App image: one Dockerfile for the published image and the CI image.
 #
-#   docker build -t qsmprep:latest --build-arg VERSION=$(python -c "import qsmprep; print(qsmprep.__version__)") .
-#   docker run --rm -v /path/bids:/data:ro -v /path/out:/out -v /path/work:/work \
-#       qsmprep:latest /data /out participant --participant-label 01 -w /work
+# Published image (Docker Hub base, FSL BET + PRELUDE from FSL's conda channel, CPU torch):
+#   docker build -t qsmprep:0.1.0 --build-arg VERSION=0.1.0 .
+# CI image (.ci/container: a debootstrap base, no FSL, torch from a local wheel; podman):
+#   podman build --build-arg BASE_IMAGE=localhost/debian:bookworm \
+#       --build-arg FSL_BUILDER_IMAGE=localhost/debian:bookworm --build-arg WITH_FSL=0 \
+#       --build-arg TORCH_PIP_ARGS=--no-index ...
+# Run (any -u UID:GID works; the dataset read-only):
+#   docker run --rm -u "$(id -u):$(id -g)" -v /path/bids:/data:ro -v /path/out:/out \
+#       -v /scratch/work:/work qsmprep:0.1.0 /data /out participant -w /work
 #
-# Optional DeepQSM (CPU torch, ~200 MB more):  --build-arg WITH_TORCH=1
-#
-# Two stages: stage 1 installs the few FSL programs qsmprep's FSL-backed paths call
-# (BET, PRELUDE) from the official FSL conda channel into a self-contained prefix
-# (/opt/fsl, its own shared libraries found through relative rpaths); stage 2 is
-# python:3.11-slim with that prefix copied to the same path and qsmprep pip-installed.
-# FSL is distributed under the FSL licence (non-commercial use); see $FSLDIR/LICENCE.
+# Build arguments
+#   BASE_IMAGE         Debian bookworm image the runtime stage starts from (Python 3.11 from
+#                      Debian, in a venv at /opt/venv)
+#   FSL_BUILDER_IMAGE  image of the FSL stage (micromamba; any image when WITH_FSL=0)
+#   WITH_FSL           1: install FSL's bet/prelude (+ the programs the bet script calls) into
+#                      /opt/fsl; 0: no FSL (qsmprep then uses its native methods, --fsl auto)
+#   TORCH_VERSION      pinned torch, installed before qsmprep (an unpinned torch pulls CUDA)
+#   TORCH_PIP_ARGS     where pip finds that torch: the CPU wheel index by default; wheels in a
+#                      `wheels/` folder of the build context are always looked at first
+# A CA bundle for pip can be passed as the build secret `cacert` (never copied into the image):
+#   --secret id=cacert,src=/etc/ssl/certs/ca-certificates.crt
+# FSL is distributed under the FSL licence (non-commercial use); see /opt/fsl/LICENCE.
 
-ARG PYTHON_VERSION=3.11
-ARG MICROMAMBA_TAG=1.5.8
+ARG BASE_IMAGE=debian:bookworm-slim
+ARG FSL_BUILDER_IMAGE=mambaorg/micromamba:1.5.8
+ARG WITH_FSL=1
 
-# --------------------------------------------------------------------------- FSL
-FROM mambaorg/micromamba:${MICROMAMBA_TAG} AS fsl
-
-USER root
-# Package names on https://fsl.fmrib.ox.ac.uk/fsldownloads/fslconda/public/ (the channel
-# named in FSL's "Install FSL with conda" page, used together with conda-forge):
-#   fsl-bet2      `bet` (the script nipype's fsl.BET calls) and `bet2`
-#   fsl-fugue     `prelude` (nipype's fsl.PRELUDE); PRELUDE ships in FUGUE, there is no
-#                 separate fsl-prelude package
-#   fsl-avwutils  fslmaths / fslstats / fslval / fslhd, called by the `bet` script
-#   fsl-base      $FSLDIR/etc/fslconf and share/fsl/sbin/createFSLWrapper
-#   fslpy         (conda-forge) imtest / remove_ext / imcp, called by the `bet` script
-# The bet2 and fugue pins are the builds of the FSL 6.0.7.x line (as pinned by fMRIPrep);
-# override with --build-arg FSL_PACKAGES="..." to move them together.
+# --------------------------------------------------------------------------- FSL stage
+FROM ${FSL_BUILDER_IMAGE} AS fsl
+ARG WITH_FSL
+# Packages of https://fsl.fmrib.ox.ac.uk/fsldownloads/fslconda/public/ (with conda-forge):
+# fsl-bet2 (bet, bet2), fsl-fugue (prelude), fsl-avwutils (fslmaths/fslstats/fslval/fslhd,
+# called by bet), fsl-base (etc/fslconf), fslpy (imtest/remove_ext/imcp, called by bet).
 ARG FSL_PACKAGES="fsl-base fsl-bet2=2111.8 fsl-fugue=2201.5 fsl-avwutils fslpy"
 ARG FSL_CHANNEL=https://fsl.fmrib.ox.ac.uk/fsldownloads/fslconda/public/
-# The version nipype's fsl.Info.version() reports (first line of $FSLDIR/etc/fslversion,
-# which only the full FSL installer writes): the FSL release these packages belong to.
 ARG FSL_VERSION=6.0.7
-# With these two set, the packages' post-link scripts put wrappers for their commands
-# (and only those: no python, pip, tclsh...) in $FSLDIR/share/fsl/bin, the directory
-# FSL documents for $PATH.
+# a build-only stage: root to write /opt/fsl (the runtime stage runs as UID 1000)
+# hadolint ignore=DL3002
+USER 0
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 ENV FSLDIR=/opt/fsl \
     FSL_CREATE_WRAPPER_SCRIPTS=1
-RUN micromamba create --yes --prefix "${FSLDIR}" --override-channels \
-        --channel "${FSL_CHANNEL}" --channel conda-forge \
-        ${FSL_PACKAGES} \
+RUN if [ "${WITH_FSL}" != "1" ]; then mkdir -p "${FSLDIR}/share/fsl/bin"; exit 0; fi \
+    && for attempt in 1 2 3; do \
+           micromamba create --yes --prefix "${FSLDIR}" --override-channels \
+               --channel "${FSL_CHANNEL}" --channel conda-forge ${FSL_PACKAGES} && break; \
+           [ "${attempt}" = 3 ] && exit 1; sleep $((attempt * 10)); \
+       done \
     && micromamba clean --all --yes \
-    # make sure every command qsmprep (or the bet script) calls is exposed in share/fsl/bin,
-    # even if a post-link script did not run; fail the build if one is missing
     && mkdir -p "${FSLDIR}/share/fsl/bin" \
     && for cmd in bet bet2 prelude fslmaths fslstats fslval fslhd imtest remove_ext imcp; do \
            test -x "${FSLDIR}/bin/${cmd}" || { echo "missing ${FSLDIR}/bin/${cmd}" >&2; exit 1; }; \
-           test -e "${FSLDIR}/share/fsl/bin/${cmd}" || ln -s "../../../bin/${cmd}" "${FSLDIR}/share/fsl/bin/${cmd}"; \
+           test -e "${FSLDIR}/share/fsl/bin/${cmd}" \
+               || ln -s "../../../bin/${cmd}" "${FSLDIR}/share/fsl/bin/${cmd}"; \
        done \
     && { test -s "${FSLDIR}/etc/fslversion" || echo "${FSL_VERSION}" > "${FSLDIR}/etc/fslversion"; } \
-    # headers and static libraries are build-only
     && rm -rf "${FSLDIR}/include" \
     && find "${FSLDIR}" -name '*.a' -delete
 
 # --------------------------------------------------------------------------- qsmprep
-FROM python:${PYTHON_VERSION}-slim
-
+FROM ${BASE_IMAGE}
 ARG VERSION=0.1.0
-ARG WITH_TORCH=0
+ARG WITH_FSL
+ARG TORCH_VERSION=2.13.0
+ARG TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
 LABEL org.opencontainers.image.title="qsmprep" \
       org.opencontainers.image.description="Quantitative susceptibility mapping BIDS-App built on nipype" \
       org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.licenses="MIT (qsmprep); FSL licence (bundled FSL tools)"
+      org.opencontainers.image.licenses="MIT (qsmprep); FSL licence (bundled FSL tools, when built with WITH_FSL=1)" \
+      org.opencontainers.image.documentation="docs/containers.md"
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
-# bc: small, used by some FSL shell scripts; nothing else is needed from apt
+# Python 3.11 from Debian (venv below); bc for FSL's shell scripts. Debian's security updates
+# replace exact versions, so apt packages are not pinned.
+# hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install --yes --no-install-recommends bc \
+    && apt-get install --yes --no-install-recommends python3 python3-venv bc ca-certificates \
+    && apt-get clean \
     && rm -rf /var/lib/apt/lists/*
 
 COPY --from=fsl /opt/fsl /opt/fsl
 
-# FSL: only the wrapper directory goes on PATH, so `python`/`pip` stay the image's own.
-# nipype's FSL interfaces read FSLDIR (-> etc/fslversion) and FSLOUTPUTTYPE.
-# Threads: one per process by default; qsmprep sizes its FFT workers and nipype n_procs
-# itself (QSMPREP_FFT_WORKERS overrides), so BLAS/OpenMP pools would only oversubscribe.
-ENV FSLDIR=/opt/fsl \
+# FSL: only its wrapper directory on PATH. Threads: one per process unless qsmprep sets
+# them (--omp-nthreads sizes its FFT workers), so BLAS/OpenMP pools do not oversubscribe.
+ENV VIRTUAL_ENV=/opt/venv \
+    PATH=/opt/venv/bin:/opt/fsl/share/fsl/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    FSLDIR=/opt/fsl \
     FSLOUTPUTTYPE=NIFTI_GZ \
     FSLMULTIFILEQUIT=TRUE \
-    PATH=/opt/fsl/share/fsl/bin:${PATH} \
     NIPYPE_NO_ET=1 \
     OMP_NUM_THREADS=1 \
     OPENBLAS_NUM_THREADS=1 \
     MKL_NUM_THREADS=1 \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONNOUSERSITE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    QSMPREP_CONTAINER=docker
+    PIP_DEFAULT_TIMEOUT=120 \
+    PIP_RETRIES=5 \
+    MPLCONFIGDIR=/tmp/matplotlib \
+    QSMPREP_CONTAINER=docker \
+    HOME=/home/qsmprep
 
-# Optional DeepQSM backend: CPU-only torch wheel (the deepqsm extra), before qsmprep so
-# pip does not pull the CUDA build.
-RUN if [ "${WITH_TORCH}" = "1" ]; then \
-        pip install --index-url https://download.pytorch.org/whl/cpu "torch>=2.0"; \
-    fi
-
-COPY . /src
-RUN pip install /src \
-    && rm -rf /src \
-    # smoke test at build time: CLI, FSL commands on PATH, nipype sees FSL's version
+# The build context is bind-mounted (nothing of it stays in a layer but the installed
+# package). torch first and pinned, then qsmprep with its DeepQSM extra.
+# hadolint ignore=DL3013
+RUN --mount=type=bind,target=/src,rw \
+    --mount=type=secret,id=cacert \
+    if [ -s /run/secrets/cacert ]; then export PIP_CERT=/run/secrets/cacert; fi \
+    && python3 -m venv "${VIRTUAL_ENV}" \
+    && pip install --find-links /src/wheels ${TORCH_PIP_ARGS} "torch==${TORCH_VERSION}" \
+    && pip install "/src[deepqsm]" \
+    && rm -rf /tmp/* \
     && qsmprep --version \
-    && for c in bet bet2 prelude fslmaths imtest; do command -v "$c" || exit 1; done \
-    && python -c "from nipype.interfaces import fsl; v = fsl.Info.version(); assert v, 'nipype cannot see FSL'; print('FSL', v)"
+    && python -c "import torch, qsmprep.interfaces.deepqsm; print('torch', torch.__version__)" \
+    && if [ "${WITH_FSL}" = "1" ]; then \
+           for c in bet bet2 prelude fslmaths imtest; do command -v "$c" >/dev/null || exit 1; done \
+           && python -c "from nipype.interfaces import fsl; assert fsl.Info.version(), 'no FSL'"; \
+       fi
 
-# Non-root user. HOME is world-writable so `docker run -u $(id -u):$(id -g)` (any UID)
-# still has a writable home for nipype/matplotlib caches; mount points for data.
+# Any UID works: HOME and the default mount points are world-writable (sticky), so
+# `-u $(id -u):$(id -g)` has somewhere to put nipype's and matplotlib's small files.
 RUN useradd --create-home --uid 1000 --shell /bin/bash qsmprep \
-    && chmod a+rwx /home/qsmprep \
+    && chmod 1777 /home/qsmprep \
     && mkdir -p /data /out /work \
-    && chmod a+rwx /out /work
-ENV HOME=/home/qsmprep
-USER qsmprep
+    && chmod 1777 /out /work
+USER 1000:1000
 WORKDIR /home/qsmprep
 
 ENTRYPOINT ["qsmprep"]
