@@ -8,7 +8,7 @@ from .cg import cg_l2
 from .focuss import focuss_qsm
 from .direct import closed_form_l2, tkd
 from ..kspace import KSpaceProblem
-from .lambda_selection import choose_l2_lambda, select_lambda
+from .lambda_selection import choose_l2_lambda, lambda_curve, select_lambda
 from ..reference import reference_to_mask_mean
 from .tv import TV_LAMBDA_FACTOR, tv_admm
 
@@ -39,6 +39,8 @@ def invert_dipole(method, field, mask, voxel_size, b0_dir, *, magnitude=None, no
             "LambdaSelection": "fixed" if tv_lam is not None else
             f"{TV_LAMBDA_FACTOR:g} x 2 x GCV L2 lambda x RMS gradient of the L2 solution",
             "Rho": res.rho, "Iterations": res.iterations, "NoiseWeighted": noise is not None}
+        if res.sweep is not None:  # the GCV L2 curve the TV lambda was derived from
+            params["LambdaCurve"] = lambda_curve(res.sweep, "gcv", res.l2_lambda)
     elif method == "tkd":
         chi = tkd(field, voxel_size, b0_dir, threshold=tkd_threshold, mask=mask, workers=workers)
         params = {"Method": "TKD", "Threshold": tkd_threshold}
@@ -72,6 +74,8 @@ def invert_dipole(method, field, mask, voxel_size, b0_dir, *, magnitude=None, no
                                     "gradients); FOCUSS beta: weight of ||q||^2",
                 "Lambda": lam, "LambdaSelection": rule, "Beta": res.beta,
                 "BetaSelection": "gcv of the unweighted gradient-domain problem"}
+        if sweep is not None:
+            params["LambdaCurve"] = lambda_curve(sweep, rule, lam)
     else:
         raise ValueError(f"unknown dipole inversion method {method!r}")
     params["Reference"] = "mean inside the mask"

@@ -49,7 +49,7 @@ import numpy as np
 from ..fft import rfft_weights
 
 __all__ = ["LambdaSweep", "sweep_l2", "select_lambda", "choose_l2_lambda", "cone_noise_spectrum", "DEFAULT_LAMBDAS",
-           "LAMBDA_RULES"]
+           "LAMBDA_RULES", "lambda_curve"]
 
 DEFAULT_LAMBDAS = np.logspace(-5, 0, 25)
 LAMBDA_RULES = ("upre", "gcv", "lcurve")
@@ -203,3 +203,15 @@ def choose_l2_lambda(problem, rule: str = "upre", lambdas=DEFAULT_LAMBDAS):
     :class:`qsmprep.algorithms.kspace.KSpaceProblem`) and the lambda ``rule`` picks."""
     sweep = sweep_l2(problem.spectrum, problem.d, problem.e2, lambdas)
     return select_lambda(sweep, rule), sweep
+
+
+def lambda_curve(sweep: LambdaSweep, rule: str, chosen: float) -> dict:
+    """The sweep as the sidecar records it (``DipoleInversion.LambdaCurve``, drawn by the
+    report): the lambdas, the data residual and regulariser per lambda, the values of the
+    selection ``rule``'s criterion (UPRE, GCV, or the L-curve's curvature) and the
+    lambda ``chosen`` from them."""
+    criterion = {"upre": sweep.upre, "gcv": sweep.gcv, "lcurve": sweep.curvature()}[rule]
+    as_list = lambda a: [float(v) for v in np.asarray(a, np.float64)]  # noqa: E731
+    return {"Rule": rule, "Lambdas": as_list(sweep.lambdas), "Residual": as_list(sweep.residual),
+            "Regulariser": as_list(sweep.regulariser), "Criterion": as_list(criterion),
+            "Chosen": float(chosen)}

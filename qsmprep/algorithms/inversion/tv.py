@@ -75,6 +75,8 @@ class TVResult:
     rho: float               # ADMM penalty (weight of ||G chi - z + u||^2)
     iterations: int
     changes: tuple           # relative change of chi after each iteration
+    l2_lambda: float | None = None  # automatic lambda: the GCV L2 lambda it was derived from
+    sweep: object = None     # automatic lambda: the L2 LambdaSweep GCV chose it from
 
 
 def medi_edge_mask(magnitude, mask, voxel_size, edge_fraction: float = 0.3) -> list[np.ndarray]:
@@ -100,8 +102,10 @@ def medi_edge_mask(magnitude, mask, voxel_size, edge_fraction: float = 0.3) -> l
 
 
 def auto_tv_lambda(grid: Grid, spec_phi, mask_grid, lambda_factor: float = TV_LAMBDA_FACTOR):
-    """``(lambda_tv, lambda_L2)`` by the rule of the module doc (one sweep + one solve)."""
-    lam_l2 = select_lambda(sweep_l2(spec_phi, grid.d, grid.e2, DEFAULT_LAMBDAS), "gcv")
+    """``(lambda_tv, lambda_L2, sweep)`` by the rule of the module doc (one sweep + one
+    solve); ``sweep`` is the L2 sweep GCV chose ``lambda_L2`` from."""
+    sweep = sweep_l2(spec_phi, grid.d, grid.e2, DEFAULT_LAMBDAS)
+    lam_l2 = select_lambda(sweep, "gcv")
     den = grid.d * grid.d + np.float32(lam_l2) * grid.e2
     den[0, 0, 0] = 1.0
     spec_chi = spec_phi * (grid.d / den)
@@ -110,7 +114,7 @@ def auto_tv_lambda(grid: Grid, spec_phi, mask_grid, lambda_factor: float = TV_LA
         g = grid.ifft(spec_chi * e)
         g2 += g * g
     g_rms = float(np.sqrt(np.mean(g2[mask_grid]))) if mask_grid.any() else 0.0
-    return float(lambda_factor) * 2.0 * lam_l2 * g_rms, lam_l2
+    return float(lambda_factor) * 2.0 * lam_l2 * g_rms, lam_l2, sweep
 
 
 def _soft(v, t):
@@ -136,9 +140,9 @@ def tv_admm(field, mask, voxel_size, b0_dir, magnitude=None, lam=None, noise=Non
     phi = grid.crop(field)
     m = grid.crop(mask).astype(bool)
     spec_phi = grid.fft(phi)
-    lam_tv, lam_l2 = auto_tv_lambda(grid, spec_phi, m, lambda_factor)
+    lam_tv, lam_l2, sweep = auto_tv_lambda(grid, spec_phi, m, lambda_factor)
     if lam is not None:
-        lam_tv = float(lam)
+        lam_tv, sweep = float(lam), None
     rho = float(rho_factor) * lam_l2
     if magnitude is None:
         edges = [np.ones(grid.shape, np.float32) for _ in range(3)]
@@ -194,7 +198,8 @@ def tv_admm(field, mask, voxel_size, b0_dir, magnitude=None, lam=None, noise=Non
         if diff < tol:
             break
     out = np.where(mask, grid.uncrop(chi), np.float32(0)).astype(np.float32)
-    return TVResult(out, float(lam_tv), rho, it, tuple(changes))
+    return TVResult(out, float(lam_tv), rho, it, tuple(changes),
+                    l2_lambda=float(lam_l2) if sweep is not None else None, sweep=sweep)
 
 
 def _cg_update(grid, x0, w2, rhs_spec, rho32, inv_den, n_cg, d=None):
