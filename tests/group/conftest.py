@@ -1,5 +1,6 @@
 """One simulated dataset for the group tests: 2 participants x 2 sessions of the tiny head
-(4 mm), processed once by the participant level (about 30 s on 2 cores)."""
+(4 mm), processed once by the participant level's fast pipeline (about 30 s on 2 idle
+cores)."""
 
 import os
 from pathlib import Path
@@ -27,7 +28,7 @@ def processed(tmp_path_factory):
         write_simulated_dataset(bids, SimulationSpec(**TINY, subject=subject, session=session,
                                                      seed=seed))
     res = run_cli(bids, out, "participant", "-w", root / "work", "--nprocs", "2",
-                  "--omp-nthreads", "1", timeout=600)
+                  "--omp-nthreads", "1", "--pipeline", "fast", timeout=600)
     assert res.returncode == 0, res.stderr + res.stdout
     os.sync()
     return bids, out, _snapshot(bids)
