@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..bids import check_output_dir, find_runs, run_geometry, write_dataset_description
 from ..config import Config, describe_methods
+from .guard import check_memory_budget, lock_work_dir, stop_cleanly_on_signals
 from .messages import fill_message
 from .summary import format_run_summary
 
@@ -200,7 +201,9 @@ def run_participant(cfg: Config, out=None, err=None) -> int:
         print(f"note: {note}", file=out, flush=True)
 
     cfg.work_dir.mkdir(parents=True, exist_ok=True)
+    lock_work_dir(cfg.work_dir)  # one run per work directory
     cfg.output_dir.mkdir(parents=True, exist_ok=True)
+    stop_cleanly_on_signals(cfg.work_dir, cfg.output_dir, out)
     log_file = configure_logging(cfg.work_dir)
     crash_dir = configure_nipype(cfg.work_dir)
     write_dataset_description(cfg.output_dir, cfg.bids_dir,
@@ -212,6 +215,7 @@ def run_participant(cfg: Config, out=None, err=None) -> int:
                              output_dir=cfg.output_dir, work_dir=cfg.work_dir,
                              pipeline=pipeline, omp_nthreads=cfg.omp_nthreads, device=cfg.device,
                              user_mask=cfg.user_mask, phase_units=cfg.phase_units)
+    check_memory_budget(wf, cfg.mem_gb)
     progress = Progress(runs, out)
     from .plugins import plugin_settings, set_node_resources
 

@@ -1,0 +1,104 @@
+"""What keeps a participant run safe around nipype: one run per work directory, a clean stop
+on SIGTERM/SIGINT, and a memory budget that is checked, not only used for scheduling."""
+
+from __future__ import annotations
+
+import fcntl
+import multiprocessing
+import os
+import signal
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+from ..errors import UserInputError
+
+__all__ = ["lock_work_dir", "stop_cleanly_on_signals", "check_memory_budget"]
+
+_LOCKS = {}  # resolved work dir -> open lock file, held until the process exits
+
+
+def lock_work_dir(work_dir) -> Path:
+    """Take the work directory's lock (``WORK_DIR/.qsmprep.lock``, an advisory ``flock``
+    released by the OS when this process ends, even on kill -9). A second run on the same
+    work directory stops with a message naming the first."""
+    path = Path(work_dir) / ".qsmprep.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = str(path.resolve())
+    if key in _LOCKS:  # this process holds it already (sequential runs in one process)
+        return path
+    fh = open(path, "a+", encoding="utf-8")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.seek(0)
+        holder = fh.read().strip() or "another process"
+        fh.close()
+        raise UserInputError(
+            f"The work directory {work_dir} is in use by another qsmprep run ({holder}). Two "
+            "runs cannot share one work directory: wait for that run to finish, or give this "
+            "one its own -w/--work-dir (e.g. one per participant on a cluster).") from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"pid {os.getpid()} on {os.uname().nodename}, started "
+             f"{datetime.now().isoformat(timespec='seconds')}\n")
+    fh.flush()
+    _LOCKS[key] = fh
+    return path
+
+
+def _stop_children() -> int:
+    """Terminate this process's worker processes (MultiProc's pool); return how many."""
+    children = multiprocessing.active_children()
+    for child in children:
+        child.terminate()
+    deadline = time.monotonic() + 5
+    for child in children:
+        child.join(max(0.0, deadline - time.monotonic()))
+        if child.is_alive():
+            child.kill()
+    return len(children)
+
+
+def stop_cleanly_on_signals(work_dir, output_dir, out=None) -> None:
+    """On SIGTERM (a cluster's time limit, ``kill``) or SIGINT (Ctrl-C): stop the worker
+    processes, delete this process's half-written temporary outputs, say how to resume, and
+    exit with 128 + the signal number. Finished steps stay cached in ``work_dir``; every
+    derivative is the old file or the complete new one (writes are atomic)."""
+    started = time.monotonic()
+
+    def handler(signum, frame):  # noqa: ARG001 - signal handler signature
+        stream = out or sys.stdout
+        workers = _stop_children()
+        for tmp in Path(output_dir).rglob(f".*.{os.getpid()}.tmp"):
+            tmp.unlink(missing_ok=True)
+        name = signal.Signals(signum).name
+        print(f"\nqsmprep: stopped by {name} after {time.monotonic() - started:.0f} s"
+              f"{f' ({workers} worker process(es) stopped)' if workers else ''}. Finished steps "
+              f"are cached in {work_dir}: run the same command with the same -w to resume. "
+              "Runs without a completion record in OUTPUT_DIR/logs/complete/ are not finished.",
+              file=stream, flush=True)
+        os._exit(128 + signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            signal.signal(sig, handler)
+        except ValueError:  # not the main thread (qsmprep called from a library): leave as is
+            return
+
+
+def check_memory_budget(wf, mem_gb) -> None:
+    """Stop before anything runs when ``--mem-gb`` is below the largest node's estimate
+    (nipype would only log a warning and run it anyway, past the budget)."""
+    if mem_gb is None:
+        return
+    nodes = [(float(getattr(n, "mem_gb", 0) or 0), n) for n in wf._get_all_nodes()]
+    if not nodes:
+        return
+    need, node = max(nodes, key=lambda x: x[0])
+    if need > float(mem_gb):
+        raise UserInputError(
+            f"--mem-gb {mem_gb:g} is below what the largest step needs: about {need:.2g} GB "
+            f"for {node.fullname}. Give --mem-gb {need:.2g} or more (or leave it out to use "
+            "the machine's memory); a step cannot be split to fit a smaller budget.")
