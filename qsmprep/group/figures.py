@@ -28,8 +28,8 @@ def _slices(volume, centre):
 
 def registration_figure(magnitude, t1w_on_gre, labels, path: Path, title: str) -> Path:
     """The GRE magnitude (top) and the registered T1w (bottom) in three planes, both with
-    the outlines of the registered segmentation: edges that follow the magnitude's
-    anatomy mean the registration worked."""
+    the borders between the registered labels: borders that follow the magnitude's anatomy
+    mean the registration worked."""
     plt = _plt()
     lab = np.asarray(labels)
     inside = np.argwhere(lab > 0)
@@ -43,14 +43,13 @@ def registration_figure(magnitude, t1w_on_gre, labels, path: Path, title: str) -
         for ax, sl, ls in zip(axes[row], _slices(img, centre), _slices(lab, centre)):
             ax.imshow(sl, cmap="gray", origin="lower", vmin=0, vmax=hi, interpolation="nearest")
             edges = [v for v in np.unique(ls) if v > 0]
-            if edges:
-                ax.contour(ls > 0, levels=[0.5], colors="#ffcc00", linewidths=0.8)
+            if len(edges) > 1:
                 ax.contour(ls, levels=np.asarray(edges[:-1]) + 0.5, colors="#00e5ff",
                            linewidths=0.4)
             ax.set_axis_off()
         axes[row][0].text(0.02, 0.97, name, color="white", fontsize=9, va="top",
                           transform=axes[row][0].transAxes)
-    fig.suptitle(title + " (yellow: segmentation outline, cyan: label borders)",
+    fig.suptitle(title + " (cyan: borders between the registered labels)",
                  color="white", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=90, facecolor="black")

@@ -165,8 +165,10 @@ def _flag_outliers(region_rows, qc_rows):
     groups = {}
     for i, r in enumerate(region_rows):
         groups.setdefault((r["atlas"], r["index"]), []).append(i)
-    for idx in groups.values():
-        z = robust_z([region_rows[i]["chi_mean"] for i in idx])
+    for (atlas, _index), idx in groups.items():
+        # the maps are referenced to their mean in the mask: its chi mean is 0 by construction
+        z = (np.full(len(idx), np.nan) if atlas == "mask"
+             else robust_z([region_rows[i]["chi_mean"] for i in idx]))
         for i, zi in zip(idx, z):
             region_rows[i]["chi_mean_robust_z"] = float(zi)
             region_rows[i]["outlier"] = bool(abs(zi) > 3) if np.isfinite(zi) else False
