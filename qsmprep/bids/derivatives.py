@@ -118,6 +118,9 @@ def write_dataset_description(output_dir, bids_dir, container=None) -> Path:
     """
     generated = {"Name": "qsmprep", "Version": __version__,
                  "Description": "Quantitative susceptibility mapping"}
+    code_url = _code_url()
+    if code_url:
+        generated["CodeURL"] = code_url
     if container:
         if isinstance(container, str):
             container = {"Type": container}
@@ -140,11 +143,25 @@ def write_dataset_description(output_dir, bids_dir, container=None) -> Path:
         "DatasetType": "derivative",
         "GeneratedBy": [generated],
         "SourceDatasets": [source],
+        "DatasetLinks": {"raw": bids_dir.as_uri()},  # what the sidecars' bids:raw: URIs mean
     }
     ignore = Path(output_dir) / ".bidsignore"
     if not ignore.exists():  # run logs and completion records are not BIDS files
         _write_atomically(ignore, lambda tmp: tmp.write_text("logs/\n", encoding="utf-8"))
     return _write_json(Path(output_dir) / "dataset_description.json", desc)
+
+
+def _code_url() -> str | None:
+    """The project URL of the installed qsmprep (setup.cfg ``url`` / ``project_urls``)."""
+    from importlib import metadata
+
+    try:
+        meta = metadata.metadata("qsmprep")
+    except metadata.PackageNotFoundError:
+        return None
+    urls = [meta.get("Home-page")] + [u.split(",", 1)[-1].strip()
+                                      for u in meta.get_all("Project-URL") or []]
+    return next((u for u in urls if u and u.startswith(("http://", "https://"))), None)
 
 
 def _is_within(path: Path, parent: Path) -> bool:

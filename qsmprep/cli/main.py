@@ -67,6 +67,10 @@ def main(argv=None) -> int:
         if args.analysis_level == "group":
             return run_group_level(args)
         check_participant_args(args)
+        if args.reports_only:
+            from ..reports.participant import reports_only
+
+            return reports_only(args.output_dir, args.participant_label, args.work_dir)
         from .run import run_participant
 
         return run_participant(build_config(args))

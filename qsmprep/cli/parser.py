@@ -104,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
                       "if FSL is missing; never = native methods only (default: auto)")
     pipe.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                       help="torch device for DeepQSM (default: cpu)")
+    p.add_argument("--reports-only", action="store_true",
+                   help="compute nothing: rebuild the participant reports (sub-<label>.html) and "
+                   "logs/CITATION.* from the outputs in OUTPUT_DIR and the work directory of "
+                   "the run that made them (-w overrides where that is)")
 
     perf = p.add_argument_group("performance and work directory")
     perf.add_argument("-w", "--work-dir", type=Path,

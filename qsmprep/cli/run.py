@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
 import time
 from datetime import datetime
@@ -176,9 +177,33 @@ def configure_nipype(work_dir: Path) -> Path:
             "check_version": "false",
             "parameterize_dirs": "false",
         },
-        "monitoring": {"enabled": "false"},
+        # per-step peak memory for the report (psutil samples the step's process)
+        "monitoring": {"enabled": str(_have_psutil()).lower(), "sample_frequency": "0.5"},
     })
+    ncfg.resource_monitor = _have_psutil()  # the property caches; update_config does not reset it
     return crash_dir
+
+
+def _have_psutil() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("psutil") is not None
+
+
+def _write_reports(cfg: Config, runs, out) -> None:
+    """The participant reports and CITATION files; a report that cannot be made is a note
+    on the console, never a change of the exit status."""
+    from ..reports.participant import write_reports
+
+    try:
+        paths = write_reports(cfg.output_dir, sorted({r.subject for r in runs}), cfg.work_dir)
+    except Exception as exc:  # noqa: BLE001 - the report must not hide the run's own result
+        print(f"qsmprep: note: the report could not be written ({type(exc).__name__}: {exc}); "
+              f"rebuild it with --reports-only.", file=out, flush=True)
+        return
+    html = [p for p in paths if p.suffix == ".html" and p.parent == cfg.output_dir]
+    if html:
+        print(f"report: {', '.join(str(p) for p in html)}", file=out, flush=True)
 
 
 def run_participant(cfg: Config, out=None, err=None) -> int:
@@ -208,6 +233,9 @@ def run_participant(cfg: Config, out=None, err=None) -> int:
     crash_dir = configure_nipype(cfg.work_dir)
     write_dataset_description(cfg.output_dir, cfg.bids_dir,
                               container=os.environ.get("QSMPREP_CONTAINER"))
+    from ..reports.record import build_run_record, write_run_records
+
+    write_run_records(cfg.output_dir, build_run_record(cfg, runs, geoms))
 
     from ..workflows.base import init_participant_wf
 
@@ -223,11 +251,20 @@ def run_participant(cfg: Config, out=None, err=None) -> int:
     plugin_args = plugin_settings(cfg.plugin, dict(cfg.plugin_args), nprocs=cfg.nprocs,
                                   mem_gb=cfg.mem_gb, status_callback=progress)
     print(f"log: {log_file}", file=out, flush=True)
+    # nipype's resource monitor writes a .proc-* file into the current directory of every
+    # process for every step: run from a folder of the work dir and remove it afterwards
+    monitor_dir = cfg.work_dir / "monitor"
+    monitor_dir.mkdir(exist_ok=True)
+    previous_cwd = os.getcwd()
+    os.chdir(monitor_dir)
     try:
         wf.run(plugin=cfg.plugin, plugin_args=plugin_args)
         failed = False
     except RuntimeError:
         failed = True
+    finally:
+        os.chdir(previous_cwd)
+        shutil.rmtree(monitor_dir, ignore_errors=True)
     took = time.monotonic() - t0
     if cfg.plugin == "SLURMGraph" and not failed:
         print(f"qsmprep: submitted the whole graph to Slurm in {took:.0f} s; qsmprep does not "
@@ -236,6 +273,7 @@ def run_participant(cfg: Config, out=None, err=None) -> int:
               f"the same -w afterwards to check the result and reuse every finished step.",
               file=out, flush=True)
         return 0
+    _write_reports(cfg, runs, out)
     summary = progress.summary()
     if summary:
         print(summary, file=out, flush=True)
