@@ -12,7 +12,8 @@ from pathlib import Path
 
 from ..bids import check_output_dir, find_runs, run_geometry, write_dataset_description
 from ..config import Config, describe_methods
-from .guard import check_memory_budget, lock_work_dir, stop_cleanly_on_signals
+from .guard import (check_disk_space, check_memory_budget, disk_needs, lock_work_dir,
+                    stop_cleanly_on_signals, watch_disk_space)
 from .messages import fill_message
 from .summary import format_run_summary
 
@@ -150,7 +151,9 @@ def configure_logging(work_dir: Path) -> Path:
     log_file = log_dir / f"qsmprep_{datetime.now():%Y%m%d-%H%M%S}_{os.getpid()}.log"
     handler = logging.FileHandler(log_file)
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
-    for name in ("nipype", "qsmprep"):
+    # concurrent.futures logs a failed MultiProc callback (e.g. a full disk) as a raw
+    # traceback on stderr: into the log file with the rest
+    for name in ("nipype", "qsmprep", "concurrent.futures"):
         lg = logging.getLogger(name)
         for h in list(lg.handlers):
             if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
@@ -159,6 +162,9 @@ def configure_logging(work_dir: Path) -> Path:
         lg.propagate = False
     logging.getLogger("nipype.workflow").setLevel(logging.INFO)
     logging.getLogger("qsmprep").setLevel(logging.INFO)
+    # a log write that fails (the work dir's disk is full) must not print "--- Logging
+    # error ---" blocks: the disk watch says what happened (guard.watch_disk_space)
+    logging.raiseExceptions = False
     return log_file
 
 
@@ -244,6 +250,9 @@ def run_participant(cfg: Config, out=None, err=None) -> int:
                              pipeline=pipeline, omp_nthreads=cfg.omp_nthreads, device=cfg.device,
                              user_mask=cfg.user_mask, phase_units=cfg.phase_units)
     check_memory_budget(wf, cfg.mem_gb)
+    work_bytes, out_bytes = disk_needs(runs, geoms)
+    check_disk_space({(cfg.work_dir, "--work-dir"): work_bytes,
+                      (cfg.output_dir, "OUTPUT_DIR"): out_bytes})
     progress = Progress(runs, out)
     from .plugins import plugin_settings, set_node_resources
 
@@ -257,6 +266,7 @@ def run_participant(cfg: Config, out=None, err=None) -> int:
     monitor_dir.mkdir(exist_ok=True)
     previous_cwd = os.getcwd()
     os.chdir(monitor_dir)
+    watch_disk_space([cfg.work_dir, cfg.output_dir], out)
     try:
         wf.run(plugin=cfg.plugin, plugin_args=plugin_args)
         failed = False

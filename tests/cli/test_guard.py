@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -75,3 +76,42 @@ def test_sigterm_stops_workers_and_says_how_to_resume(tiny_bids, tmp_path):
     res = run_cli(tiny_bids, tmp_path / "out", "participant", "-w", tmp_path / "work")
     assert res.returncode == 0, res.stdout + res.stderr  # resumes from the work dir
     assert not list((tmp_path / "out").rglob(".*.tmp"))
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 24 MB tmpfs (root only; skipped where mounting is not allowed)."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24M", "tmpfs", str(mnt)],
+                         capture_output=True, text=True)
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({res.stderr.strip() or 'not root'})")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_full_disk_stops_the_run_instead_of_hanging(tiny_bids, tmp_path, small_disk):
+    from qsmprep.cli.guard import MIN_FREE_BYTES
+
+    # not enough space from the start: refused before anything runs
+    filler = small_disk / "filler"
+    filler.write_bytes(b"\0" * (20 * 1024 * 1024))
+    res = run_cli(tiny_bids, tmp_path / "out", "participant", "-w", small_disk / "work")
+    assert res.returncode == 2 and "MB free" in " ".join(res.stderr.split())
+    assert "Traceback" not in res.stderr
+    filler.unlink()
+    # the disk fills up during the run: a clear stop within seconds, no hang, no traceback
+    args = [tiny_bids, tmp_path / "out", "participant", "-w", small_disk / "work"]
+    proc = subprocess.Popen([sys.executable, "-m", "qsmprep.cli.main", *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if "read echoes done" in line:
+            free = os.statvfs(small_disk)
+            filler.write_bytes(b"\0" * (free.f_bavail * free.f_frsize - MIN_FREE_BYTES // 2))
+            break
+    rest, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1, "".join(lines) + rest
+    assert "is full" in " ".join(rest.split()) and "Traceback" not in rest
