@@ -1,4 +1,4 @@
-"""What keeps a participant run safe around nipype: one run per work directory, a clean stop
+"""What keeps a participant run safe around nipype: one run per participant and work directory, a clean stop
 on SIGTERM/SIGINT, and a memory budget that is checked, not only used for scheduling."""
 
 from __future__ import annotations
@@ -16,39 +16,44 @@ from pathlib import Path
 
 from ..errors import UserInputError
 
-__all__ = ["lock_work_dir", "stop_cleanly_on_signals", "check_memory_budget",
+__all__ = ["lock_participants", "stop_cleanly_on_signals", "check_memory_budget",
            "check_disk_space", "disk_needs", "watch_disk_space"]
 
-_LOCKS = {}  # resolved work dir -> open lock file, held until the process exits
+_LOCKS = {}  # resolved lock path -> open lock file, held until the process exits
 
 
-def lock_work_dir(work_dir) -> Path:
-    """Take the work directory's lock (``WORK_DIR/.qsmprep.lock``, an advisory ``flock``
-    released by the OS when this process ends, even on kill -9). A second run on the same
-    work directory stops with a message naming the first."""
-    path = Path(work_dir) / ".qsmprep.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = str(path.resolve())
-    if key in _LOCKS:  # this process holds it already (sequential runs in one process)
-        return path
-    fh = open(path, "a+", encoding="utf-8")
-    try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+def lock_participants(work_dir, subjects) -> list[Path]:
+    """Take one lock per participant in the work directory (``WORK_DIR/locks/sub-<label>.lock``,
+    an advisory ``flock`` released by the OS when this process ends, even on kill -9). A
+    second run of the same participant on the same work directory stops with a message
+    naming the first; other participants may share the work directory."""
+    paths = []
+    for subject in sorted(set(subjects)):
+        path = Path(work_dir) / "locks" / f"sub-{subject}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = str(path.resolve())
+        paths.append(path)
+        if key in _LOCKS:  # this process holds it already (sequential runs in one process)
+            continue
+        fh = open(path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            fh.close()
+            raise UserInputError(
+                f"sub-{subject} is being processed by another qsmprep run on the work directory "
+                f"{work_dir} ({holder}). Two runs of one participant cannot share a work "
+                "directory: wait for that run to finish, or give this one its own "
+                "-w/--work-dir.") from None
         fh.seek(0)
-        holder = fh.read().strip() or "another process"
-        fh.close()
-        raise UserInputError(
-            f"The work directory {work_dir} is in use by another qsmprep run ({holder}). Two "
-            "runs cannot share one work directory: wait for that run to finish, or give this "
-            "one its own -w/--work-dir (e.g. one per participant on a cluster).") from None
-    fh.seek(0)
-    fh.truncate()
-    fh.write(f"pid {os.getpid()} on {os.uname().nodename}, started "
-             f"{datetime.now().isoformat(timespec='seconds')}\n")
-    fh.flush()
-    _LOCKS[key] = fh
-    return path
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} on {os.uname().nodename}, started "
+                 f"{datetime.now().isoformat(timespec='seconds')}\n")
+        fh.flush()
+        _LOCKS[key] = fh
+    return paths
 
 
 def _stop_children() -> int:

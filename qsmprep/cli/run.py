@@ -12,7 +12,8 @@ from pathlib import Path
 
 from ..bids import check_output_dir, find_runs, run_geometry, write_dataset_description
 from ..config import Config, describe_methods
-from .guard import (check_disk_space, check_memory_budget, disk_needs, lock_work_dir,
+from ..qc.inputs import check_input_images
+from .guard import (check_disk_space, check_memory_budget, disk_needs, lock_participants,
                     stop_cleanly_on_signals, watch_disk_space)
 from .messages import fill_message
 from .summary import format_run_summary
@@ -224,6 +225,7 @@ def run_participant(cfg: Config, out=None, err=None) -> int:
     runs = find_runs(cfg.bids_dir, list(cfg.participant_labels) or None,
                      list(cfg.session_labels) or None, cfg.bids_filters or None)
     geoms = [run_geometry(r) for r in runs]
+    check_input_images(runs)  # every input's data, before anything runs
     pipeline, notes = cfg.pipeline, cfg.pipeline_notes
     print(format_run_summary(runs, geoms), file=out)
     print(f"pipeline: {pipeline.name} ({pipeline.description})", file=out, flush=True)
@@ -232,7 +234,7 @@ def run_participant(cfg: Config, out=None, err=None) -> int:
         print(f"note: {note}", file=out, flush=True)
 
     cfg.work_dir.mkdir(parents=True, exist_ok=True)
-    lock_work_dir(cfg.work_dir)  # one run per work directory
+    lock_participants(cfg.work_dir, [r.subject for r in runs])  # one run per participant
     cfg.output_dir.mkdir(parents=True, exist_ok=True)
     stop_cleanly_on_signals(cfg.work_dir, cfg.output_dir, out)
     log_file = configure_logging(cfg.work_dir)

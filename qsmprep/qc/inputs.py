@@ -156,3 +156,30 @@ def check_volumes_are_channels(magnitude, path) -> None:
             "uncombined channels of one echo. Split it into one file per echo "
             "(sub-<label>_echo-<n>_part-mag_MEGRE.nii.gz and part-phase, each with its EchoTime), "
             "or, if these really are channels, combine them first.")
+
+
+def check_input_images(runs) -> None:
+    """Read every input image of ``runs`` once before anything runs (one file at a time), so
+    a truncated or corrupt file, a magnitude without signal or a phase without any finite
+    value is named with its file before processing starts, not as a failed step."""
+    import zlib
+
+    import nibabel as nib
+
+    for run in runs:
+        files = [(p, "magnitude") for p in (*run.magnitude, *run.body_magnitude)]
+        files += [(p, "phase") for p in (*run.phase, *run.body_phase)]
+        for path, part in files:
+            try:
+                data = np.asanyarray(nib.load(str(path)).dataobj)
+            except (EOFError, OSError, ValueError, zlib.error) as err:
+                raise UserInputError(
+                    f"The image data of {path} cannot be read ({err}): the file is truncated "
+                    "or corrupt. Copy or export it again.") from None
+            if part == "magnitude":
+                check_magnitude_signal(data, path)
+            elif not np.issubdtype(data.dtype, np.integer) and not np.isfinite(data).any():
+                raise UserInputError(
+                    f"The phase image {path} holds no finite value. Re-export it from the "
+                    "scanner or converter (or exclude this run with --bids-filter-file).")
+            del data

@@ -12,7 +12,7 @@ import pytest
 from nipype.interfaces.utility import IdentityInterface
 from nipype.pipeline import engine as pe
 
-from qsmprep.cli.guard import check_memory_budget, lock_work_dir
+from qsmprep.cli.guard import check_memory_budget, lock_participants
 from qsmprep.errors import UserInputError
 
 from qsmprep.simulation.dataset import SimulationSpec, write_simulated_dataset
@@ -27,22 +27,23 @@ def tiny_bids(tmp_path_factory):
     return bids
 
 
-def test_second_run_on_a_work_dir_is_refused(tmp_path):
-    # another process holds the lock (as a concurrent qsmprep run would)
+def test_second_run_of_a_participant_on_a_work_dir_is_refused(tmp_path):
+    # another process holds sub-01's lock (as a concurrent qsmprep run would)
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from qsmprep.cli.guard import lock_work_dir; "
-        f"lock_work_dir({str(tmp_path)!r}); print('locked', flush=True); time.sleep(60)")],
-        stdout=subprocess.PIPE, text=True)
+        "import sys, time; from qsmprep.cli.guard import lock_participants; "
+        f"lock_participants({str(tmp_path)!r}, ['01']); print('locked', flush=True); "
+        "time.sleep(60)")], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
-        with pytest.raises(UserInputError, match="in use by another qsmprep run") as err:
-            lock_work_dir(tmp_path)
+        with pytest.raises(UserInputError, match="sub-01 is being processed by another") as err:
+            lock_participants(tmp_path, ["02", "01"])
         assert f"pid {holder.pid}" in str(err.value)
+        lock_participants(tmp_path, ["02"])  # another participant may share the work dir
     finally:
         holder.kill()
         holder.wait()
-    lock_work_dir(tmp_path)  # free again once the holder is gone (even killed)
-    lock_work_dir(tmp_path)  # and a second run in the same process may take it again
+    lock_participants(tmp_path, ["01"])  # free again once the holder is gone (even killed)
+    lock_participants(tmp_path, ["01"])  # and a second run in the same process may take it
 
 
 def test_memory_budget_below_the_largest_step(tmp_path):

@@ -77,3 +77,23 @@ def test_echo_time_list_is_refused(tmp_path):
             {"EchoTime": [0.005, 0.010, 0.015], "MagneticFieldStrength": 3}))
     with pytest.raises(UserInputError, match="lists 3 echo times"):
         find_runs(tmp_path / "raw")
+
+
+def test_every_input_is_read_before_processing(tmp_path):
+    from qsmprep.bids import find_runs
+    from qsmprep.qc.inputs import check_input_images
+    from qsmprep.simulation.dataset import SimulationSpec, write_simulated_dataset
+
+    bids = tmp_path / "bids"
+    write_simulated_dataset(bids, SimulationSpec(shape=(24, 24, 24), voxel_size=(4.0, 4.0, 4.0),
+                                                 scale=0.5, echo_times=(0.004, 0.008)))
+    runs = find_runs(bids)
+    check_input_images(runs)  # a good dataset passes
+    victim = runs[0].phase[1]
+    raw = gzip.decompress(open(victim, "rb").read())
+    with open(victim, "wb") as fh:  # the header survives, the data do not
+        fh.write(gzip.compress(raw)[: len(gzip.compress(raw)) // 2])
+    runs = find_runs(bids)  # discovery reads headers only: still fine
+    with pytest.raises(UserInputError, match="truncated or corrupt") as err:
+        check_input_images(runs)
+    assert victim in str(err.value)
