@@ -13,6 +13,7 @@ from pathlib import Path
 from ..bids import check_output_dir, find_runs, run_geometry, write_dataset_description
 from ..config import Config, describe_methods
 from ..qc.inputs import check_input_images
+from ..workflows.labels import NODE_LABELS
 from .guard import (check_disk_space, check_memory_budget, disk_needs, lock_participants,
                     stop_cleanly_on_signals, watch_disk_space)
 from .messages import fill_message
@@ -20,18 +21,7 @@ from .summary import format_run_summary
 
 LOG = logging.getLogger("qsmprep")
 
-STAGES = {
-    "coil_combination": "coil combination",
-    "stack_echoes": "read echoes",
-    "brain_mask": "brain mask",
-    "phase_offset": "phase offset (MCPC-3D-S)",
-    "unwrap": "phase unwrapping",
-    "field_fit": "echo field fit",
-    "r2star": "R2*/T2* maps",
-    "background": "background removal",
-    "inversion": "dipole inversion",
-    "record_outputs": "write derivatives",
-}
+STAGES = NODE_LABELS  # node name -> the stage label on the console
 
 
 class Progress:

@@ -86,11 +86,9 @@ def error_of_traceback(traceback: str) -> str:
 
 
 def _stage_labels() -> dict:
-    try:  # the console's names for the stages (cli.run is the one place they are listed)
-        from ..cli.run import STAGES
-    except ImportError:  # pragma: no cover
-        return {}
-    return dict(STAGES)
+    from ..workflows.labels import NODE_LABELS  # the console's names for the steps
+
+    return dict(NODE_LABELS)
 
 
 def node_results(work_dir, node_id) -> list[StepRecord]:
