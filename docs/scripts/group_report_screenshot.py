@@ -39,13 +39,13 @@ def main():
     p.add_argument("--work", type=Path, default=Path("/tmp/qsmprep-group-doc"))
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "figures" / "group")
     args = p.parse_args()
-    sys.path.insert(0, str(ROOT / "tests" / "group"))
-    from _chromium import chromium, missing_resources, screenshot
+    sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "group")]
+    from _chromium import find_chromium, render
     from _t1w import make_t1w_space
 
     from qsmprep.simulation.dataset import SimulationSpec, write_simulated_dataset
 
-    if chromium() is None:
+    if find_chromium() is None:
         sys.exit("headless Chromium is needed: apt-get install chromium")
     if args.work.exists():
         shutil.rmtree(args.work)
@@ -70,11 +70,10 @@ def main():
     qsmprep(bids, out, "group", "--t1w", t1 / "sub-{subject}_T1w.nii.gz",
             "--t1w-labels", t1 / "sub-{subject}_dseg.nii.gz", "--simulated-labels")
     page = out / "group" / "group.html"
-    missing = missing_resources(page)
-    if missing:
-        sys.exit(f"the report has missing resources: {missing}")
     args.out.mkdir(parents=True, exist_ok=True)
-    screenshot(page, args.out / "group-report.png", size=(1200, 2600))
+    shot = render(page, args.out / "group-report.png", width=1200, height=2600)
+    if shot.missing or shot.remote:
+        sys.exit(f"the report has missing or remote resources: {shot.missing + shot.remote}")
     shutil.copy(out / "group" / "figures" / "sub-01_ses-1_desc-registration.png",
                 args.out / "registration.png")
     print(f"wrote {args.out / 'group-report.png'} and {args.out / 'registration.png'}")

@@ -12,7 +12,7 @@ import pytest
 
 from cli._support import run_cli
 
-from ._chromium import chromium, missing_resources, screenshot
+from _chromium import find_chromium, render
 from ._t1w import make_t1w_space
 from .conftest import RUNS, _snapshot
 
@@ -112,11 +112,11 @@ def test_report_renders_in_chromium(grouped):
     assert 'href="../sub-01.html"' in text and 'href="../sub-02.html"' in text
     assert "http://" not in text and "https://" not in text
     assert "too small for a whole brain" in text                 # the runs' QC warnings
-    if chromium() is None:
+    if find_chromium() is None:
         pytest.skip("Chromium is not installed (apt-get install chromium)")
-    assert missing_resources(page) == []
-    png = screenshot(page, out / "group" / "screenshot.png")
-    assert png.stat().st_size > 20000
+    shot = render(page, out / "group" / "screenshot.png")
+    assert shot.requested and shot.missing == [] and shot.remote == []
+    assert shot.png.stat().st_size > 20000
 
 
 def test_gre_labels_pattern(grouped, tmp_path):
