@@ -178,3 +178,32 @@ def test_chromium_renders_without_missing_resources(done, tmp_path):
     assert shot.missing == [] and shot.remote == []
     assert len(shot.requested) == 6  # every figure was loaded
     assert shot.png.stat().st_size > 50_000
+
+
+def test_memory_estimates_cover_measured_peaks(done, bids, tmp_path):
+    """Every step's mem_gb estimate (workflows/resources.py, what the schedulers reserve)
+    is at least the peak RSS the resource monitor measured for it."""
+    from nipype.utils.filemanip import loadpkl
+
+    from qsmprep.bids import find_runs, run_geometry
+    from qsmprep.config import load_pipeline
+    from qsmprep.workflows.base import init_participant_wf
+
+    _, work, _ = done
+    runs = find_runs(bids)
+    wf = init_participant_wf(runs=runs, geometries=[run_geometry(r) for r in runs],
+                             bids_dir=bids, output_dir=tmp_path / "o", work_dir=tmp_path / "w",
+                             pipeline=load_pipeline("default"))
+    # steps run inside the main process (the sinks) measure that whole process: not theirs
+    estimates = {n.name: float(n.mem_gb) for n in wf._get_all_nodes()
+                 if not n.run_without_submitting}
+    checked = []
+    for res in work.rglob("result_*.pklz"):
+        name = res.name[len("result_"):-len(".pklz")]
+        peak = getattr(loadpkl(res).runtime, "mem_peak_gb", None)
+        if peak is None or name not in estimates:
+            continue
+        checked.append(name)
+        print(f"{name}: measured {peak:.3f} GB, estimate {estimates[name]:.3f} GB")
+        assert peak <= estimates[name], f"{name}: measured {peak:.2f} GB > {estimates[name]:.2f}"
+    assert {"stack_echoes", "brain_mask", "field_fit", "background", "inversion"} <= set(checked)
