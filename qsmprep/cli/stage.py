@@ -10,6 +10,8 @@ the pipeline. Examples::
         --magnitude mag.nii.gz -o chi.nii.gz
     qsmprep stage background --method lbv total_ppm.nii.gz --mask mask.nii.gz -o local.nii.gz
     qsmprep stage mask --method bet magnitude.nii.gz -o mask.nii.gz
+    qsmprep stage unwrap --method romeo phase.nii.gz --magnitude mag.nii.gz \\
+        --echo-times 0.004 0.008 0.012 -o unwrapped.nii.gz
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from ..errors import UserInputError
 COMMANDS = {
     "mask": ("mask", ("magnitude", "magnitude image (3-D, or 4-D with echoes last)"),
              {"mask": ""}),
+    "unwrap": ("unwrap", ("phase", "wrapped phase (radians; 4-D with echoes last, or 3-D)"),
+               {"unwrapped": ""}),
     "background": ("background", ("total_field", "total field map (ppm of B0)"),
                    {"local_field": "", "mask": "_mask"}),
     "invert": ("inversion", ("local_field", "local field map (ppm of B0); the total field for "
@@ -67,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
         for key, (flag, _, what) in _FILES.items():
             if key != "mask" or stage != "mask":
                 sp.add_argument(flag, dest=f"file_{key}", type=Path, metavar="FILE", help=what)
+        if stage == "unwrap":
+            sp.add_argument("--echo-times", nargs="+", type=float, required=True,
+                            metavar="SECONDS", help="echo times [s], one per echo of the phase")
         sp.add_argument("-o", "--output", type=Path, required=True,
                         help="output NIfTI (a mask of where it is defined is written beside it "
                         "with _mask where the method changes the mask)")
@@ -120,8 +127,11 @@ def run_stage(args) -> int:
                 raise UserInputError(f"{flag} is not used by the {stage} method {m.name}; leave "
                                      "it out.")
             inputs[name] = str(path.resolve())
-        elif key in m.needs or (key == "mask" and stage != "mask"):
+        elif key in m.needs or (key == "mask" and stage not in ("mask", "unwrap")) or (
+                key == "magnitude" and stage == "unwrap"):
             raise UserInputError(f"the {stage} method {m.name} needs {flag} ({_FILES[key][2]}).")
+    if stage == "unwrap":
+        inputs["echo_times"] = [float(v) for v in args.echo_times]
     inputs.update(methods.node_inputs(settings.params_of(stage)))
     if "n_threads" in iface.inputs.copyable_trait_names():
         inputs["n_threads"] = args.threads

@@ -78,3 +78,15 @@ def test_stage_help_lists_registry_methods_with_units(capsys):
         if m.name != "preconditioned":
             assert m.name in text
     assert "ppm^2" in " ".join(text.split()) and "--threshold" in text
+
+
+def test_stage_unwrap_gives_the_pipeline_unwrapped_phase(pipeline_run, tmp_path):
+    root, w = pipeline_run
+    out = tmp_path / "unwrapped.nii.gz"
+    assert main(["stage", "unwrap", "--method", "temporal", str(w / "stack_echoes/phase.nii.gz"),
+                 "--magnitude", str(w / "stack_echoes/magnitude.nii.gz"),
+                 "--mask", str(w / "brain_mask/mask.nii.gz"),
+                 "--echo-times", "0.004", "0.008", "0.012", "-o", str(out)]) == 0
+    assert np.array_equal(_data(out), _data(w / "unwrap/unwrapped.nii.gz"))
+    with pytest.raises(SystemExit):  # echo times are required
+        main(["stage", "unwrap", str(w / "stack_echoes/phase.nii.gz"), "-o", str(out)])
