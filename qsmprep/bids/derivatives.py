@@ -145,10 +145,25 @@ def write_dataset_description(output_dir, bids_dir, container=None) -> Path:
         "SourceDatasets": [source],
         "DatasetLinks": {"raw": bids_dir.as_uri()},  # what the sidecars' bids:raw: URIs mean
     }
-    ignore = Path(output_dir) / ".bidsignore"
-    if not ignore.exists():  # run logs and completion records are not BIDS files
-        _write_atomically(ignore, lambda tmp: tmp.write_text("logs/\n", encoding="utf-8"))
+    _update_bidsignore(Path(output_dir) / ".bidsignore")
     return _write_json(Path(output_dir) / "dataset_description.json", desc)
+
+
+#: what qsmprep writes beside the BIDS derivatives: run logs and completion records, the
+#: participant reports and their figures, the group level's tables and report
+BIDSIGNORE = ("logs/", "sub-*.html", "sub-*/figures", "group/")
+
+
+def _update_bidsignore(path: Path) -> None:
+    """Add the lines of :data:`BIDSIGNORE` that ``path`` lacks (the user's lines are kept)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        lines = []
+    missing = [line for line in BIDSIGNORE if line not in lines]
+    if missing:
+        text = "\n".join(lines + missing) + "\n"
+        _write_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def _code_url() -> str | None:
