@@ -267,6 +267,9 @@ def run_participant(cfg: Config, out=None, err=None) -> int:
     finally:
         os.chdir(previous_cwd)
         shutil.rmtree(monitor_dir, ignore_errors=True)
+        from nipype import config as ncfg
+
+        ncfg.resource_monitor = False  # later interface runs in this process: no .proc-* files
     took = time.monotonic() - t0
     if cfg.plugin == "SLURMGraph" and not failed:
         print(f"qsmprep: submitted the whole graph to Slurm in {took:.0f} s; qsmprep does not "
