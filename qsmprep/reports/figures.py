@@ -81,8 +81,7 @@ def mosaic(volume, out_path, *, window, cmap="gray", mask=None, outline=None,
         sl = vol[:, :, k]
         if shown is not None:
             sl = np.where(shown[:, :, k], sl, np.nan)
-        cm = plt.get_cmap(cmap).copy()
-        cm.set_bad("black")
+        cm = plt.get_cmap(cmap).with_extremes(bad="black")
         image = ax.imshow(_axial(sl), cmap=cm, vmin=window[0], vmax=window[1],
                           aspect=aspect, interpolation="nearest")
         if outline is not None and np.any(outline[:, :, k]):
