@@ -160,6 +160,12 @@ def _qc_row(run, chi, mask, affine, side) -> dict:
     return row
 
 
+#: the smallest spread that counts as variation between runs: region chi means 0.005 ppm,
+#: mask volumes 2 % of the median, residual field norms 0.02 (a robust z beyond 3 then needs
+#: 0.015 ppm, 6 % or 0.06 away from the median)
+MIN_SPREAD = {"chi_mean": 0.005, "mask_volume_ml": 0.02, "residual_field_norm": 0.02}
+
+
 def _flag_outliers(region_rows, qc_rows):
     """Robust z-scores across runs: chi_mean per (atlas, region), QC measures per run."""
     groups = {}
@@ -168,12 +174,17 @@ def _flag_outliers(region_rows, qc_rows):
     for (atlas, _index), idx in groups.items():
         # the maps are referenced to their mean in the mask: its chi mean is 0 by construction
         z = (np.full(len(idx), np.nan) if atlas == "mask"
-             else robust_z([region_rows[i]["chi_mean"] for i in idx]))
+             else robust_z([region_rows[i]["chi_mean"] for i in idx],
+                           min_scale=MIN_SPREAD["chi_mean"]))
         for i, zi in zip(idx, z):
             region_rows[i]["chi_mean_robust_z"] = float(zi)
             region_rows[i]["outlier"] = bool(abs(zi) > 3) if np.isfinite(zi) else False
     for key in ("mask_volume_ml", "residual_field_norm"):
-        z = robust_z([np.nan if r.get(key) is None else r[key] for r in qc_rows])
+        values = [np.nan if r.get(key) is None else r[key] for r in qc_rows]
+        finite = [v for v in values if np.isfinite(v)]
+        floor = MIN_SPREAD[key] * (abs(float(np.median(finite))) if finite and
+                                   key == "mask_volume_ml" else 1.0)
+        z = robust_z(values, min_scale=floor)
         for r, zi in zip(qc_rows, z):
             r[f"{key}_robust_z"] = float(zi)
     for q in qc_rows:

@@ -45,8 +45,13 @@ def region_stats(maps: dict, labels: np.ndarray, mask: np.ndarray, names: dict) 
     return rows
 
 
-def robust_z(values, min_n: int = 5) -> np.ndarray:
-    """``(x - median) / (1.4826 MAD)`` over the finite entries (NaN elsewhere).
+def robust_z(values, min_n: int = 5, min_scale: float = 0.0) -> np.ndarray:
+    """``(x - median) / max(1.4826 MAD, min_scale)`` over the finite entries (NaN elsewhere).
+
+    ``min_scale`` is the smallest spread that counts as variation (the measure's own
+    precision): runs that agree more closely than that are not called outliers for a
+    difference nobody would act on (five near-identical simulated runs flagged residual
+    norms of 0.596 vs 0.62 without it).
 
     With fewer than ``min_n`` (5) finite values the MAD is too unstable to call an outlier
     (of 3 values, one deviation is always 0 and the MAD is the smaller of the other two, so
@@ -59,7 +64,7 @@ def robust_z(values, min_n: int = 5) -> np.ndarray:
     if ok.sum() < min_n:
         return z
     med = np.median(x[ok])
-    mad = 1.4826 * np.median(np.abs(x[ok] - med))
+    mad = max(1.4826 * np.median(np.abs(x[ok] - med)), float(min_scale))
     if not mad > 0:
         return z
     z[ok] = (x[ok] - med) / mad

@@ -70,3 +70,11 @@ def test_residual_field_norm():
     assert residual_field_norm(field, 0.5 * chi, mask, vs, b0) == pytest.approx(empty / 2,
                                                                                  rel=1e-4)
     assert mask_volume_ml(mask, (2.0, 2.0, 2.0)) == pytest.approx(20 ** 3 * 8 / 1000)
+
+
+def test_robust_z_floor_keeps_close_runs_from_being_outliers():
+    close = [0.596, 0.622, 0.614, 0.625, 0.619]  # residual norms of 5 near-identical runs
+    assert abs(robust_z(close)[0]) > 3                      # a tiny MAD calls it an outlier
+    assert abs(robust_z(close, min_scale=0.02)[0]) < 3      # the floor does not
+    far = close[:4] + [0.9]
+    assert abs(robust_z(far, min_scale=0.02)[-1]) > 3       # a real outlier still is
