@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import zlib
 
 import nibabel as nib
 import numpy as np
 
 from ..algorithms.dipole import b0_direction_from_affine, voxel_size_from_affine
+from ..qc.inputs import image_data
 
 
 def load(path, dtype=np.float32):
@@ -16,14 +16,7 @@ def load(path, dtype=np.float32):
     (a 3-D volume stored as 4-D) is dropped. A file whose data cannot be read (e.g. a
     truncated .nii.gz) is a :class:`~qsmprep.errors.UserInputError` naming it."""
     img = nib.load(str(path))
-    try:
-        data = np.asanyarray(img.dataobj)
-    except (EOFError, OSError, ValueError, zlib.error) as err:
-        from ..errors import UserInputError
-
-        raise UserInputError(
-            f"The image data of {path} cannot be read ({err}): the file is truncated or "
-            "corrupt. Copy or export it again.") from None
+    data = image_data(img, path)
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     if dtype is not None:

@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 
+from ..algorithms.magnitude import rss
 from ..algorithms.phase import PHASE_UNITS, PhaseUnitsError, convert_phase, phase_range
 from ..errors import UserInputError
 
@@ -136,8 +137,8 @@ def check_volumes_are_channels(magnitude, path) -> None:
     if v.ndim != 4 or v.shape[-1] < 2:
         return
     v = np.abs(v)
-    rss = np.sqrt(np.einsum("...c,...c->...", v, v))
-    signal = rss > 0.2 * np.percentile(rss, 99)
+    combined = rss(v)
+    signal = combined > 0.2 * np.percentile(combined, 99)
     medians, spreads = [], []
     for k in range(v.shape[-1] - 1):
         a, b = v[..., k][signal], v[..., k + 1][signal]
@@ -158,24 +159,30 @@ def check_volumes_are_channels(magnitude, path) -> None:
             "or, if these really are channels, combine them first.")
 
 
+def image_data(img, path) -> np.ndarray:
+    """The data array of a loaded NIfTI ``img``; a file whose data cannot be read (e.g. a
+    truncated .nii.gz whose header survived) is a :class:`UserInputError` naming ``path``."""
+    import zlib
+
+    try:
+        return np.asanyarray(img.dataobj)
+    except (EOFError, OSError, ValueError, zlib.error) as err:
+        raise UserInputError(
+            f"The image data of {path} cannot be read ({err}): the file is truncated or "
+            "corrupt. Copy or export it again.") from None
+
+
 def check_input_images(runs) -> None:
     """Read every input image of ``runs`` once before anything runs (one file at a time), so
     a truncated or corrupt file, a magnitude without signal or a phase without any finite
     value is named with its file before processing starts, not as a failed step."""
-    import zlib
-
     import nibabel as nib
 
     for run in runs:
         files = [(p, "magnitude") for p in (*run.magnitude, *run.body_magnitude)]
         files += [(p, "phase") for p in (*run.phase, *run.body_phase)]
         for path, part in files:
-            try:
-                data = np.asanyarray(nib.load(str(path)).dataobj)
-            except (EOFError, OSError, ValueError, zlib.error) as err:
-                raise UserInputError(
-                    f"The image data of {path} cannot be read ({err}): the file is truncated "
-                    "or corrupt. Copy or export it again.") from None
+            data = image_data(nib.load(str(path)), path)
             if part == "magnitude":
                 check_magnitude_signal(data, path)
             elif not np.issubdtype(data.dtype, np.integer) and not np.isfinite(data).any():
