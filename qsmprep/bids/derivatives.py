@@ -48,14 +48,39 @@ def prefixed_derivative_path(output_dir, subject, session, prefix, suffix, desc=
                              datatype: str = "anat") -> Path:
     """:func:`derivative_path` from a run's ``subject``/``session``/``prefix`` strings
     (what a nipype node receives)."""
+    folder = Path(output_dir) / f"sub-{subject}"
+    if session:
+        folder = folder / f"ses-{session}"
+    return folder / datatype / _file_name(prefix, suffix, desc, ext, space, echo, part)
+
+
+def _file_name(prefix, suffix, desc=None, ext=".nii.gz", space=None, echo=None, part=None):
     name = prefix
     for key, value in (("echo", echo), ("part", part), ("space", space), ("desc", desc)):
         if value is not None:
             name += f"_{key}-{value}"
-    folder = Path(output_dir) / f"sub-{subject}"
-    if session:
-        folder = folder / f"ses-{session}"
-    return folder / datatype / f"{name}_{suffix}{ext}"
+    return f"{name}_{suffix}{ext}"
+
+
+#: the images a participant run writes: output key -> (suffix, desc, datatype); the one list
+#: the derivative sinks, the participant report and the group level name them by
+RUN_OUTPUTS = {
+    "chi": ("Chimap", None, "anat"),
+    "mask": ("mask", "brain", "anat"),
+    "r2star": ("R2starmap", None, "anat"),
+    "t2star": ("T2starmap", None, "anat"),
+    "total_field": ("fieldmap", "total", "fmap"),
+    "total_magnitude": ("magnitude", "total", "fmap"),
+    "local_field": ("fieldmap", "local", "fmap"),
+    "local_magnitude": ("magnitude", "local", "fmap"),
+}
+
+
+def run_output(prefix, key) -> tuple[str, str]:
+    """``(datatype folder, file name)`` of the run output ``key`` (:data:`RUN_OUTPUTS`) of
+    the run named ``prefix``."""
+    suffix, desc, datatype = RUN_OUTPUTS[key]
+    return datatype, _file_name(prefix, suffix, desc)
 
 
 def _jsonable(obj):

@@ -13,15 +13,13 @@ from pathlib import Path
 from ..bids import check_output_dir, find_runs, run_geometry, write_dataset_description
 from ..config import Config, describe_methods
 from ..qc.inputs import check_input_images
-from ..workflows.labels import NODE_LABELS
+from ..workflows.labels import NODE_LABELS, step_label
 from .guard import (check_disk_space, check_memory_budget, disk_needs, lock_participants,
                     stop_cleanly_on_signals, watch_disk_space)
 from .messages import fill_message
 from .summary import format_run_summary
 
 LOG = logging.getLogger("qsmprep")
-
-STAGES = NODE_LABELS  # node name -> the stage label on the console
 
 
 class Progress:
@@ -41,13 +39,13 @@ class Progress:
     def _describe(self, node):
         parts = node.fullname.split(".")
         run = next((self.labels[p] for p in parts if p in self.labels), "?")
-        stage = STAGES.get(node.name)
+        stage = NODE_LABELS.get(node.name)
         return run, stage
 
     def __call__(self, node, status):
         run, stage = self._describe(node)
-        if stage is None and node.name.startswith("ds_") and status == "exception":
-            stage = "write derivatives"  # a sink is reported only when it fails
+        if stage is None and status == "exception":
+            stage = step_label(node.name)  # a sink is reported only when it fails
         if stage is None:
             return
         stamp = datetime.now().strftime("%H:%M:%S")

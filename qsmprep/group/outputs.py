@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..bids.derivatives import run_output
 from ..errors import UserInputError
 
 __all__ = ["ParticipantRun", "find_participant_runs", "strip_prefix"]
@@ -69,17 +70,19 @@ def _read_sidecar(nifti: Path) -> dict:
 def _parse(chi: Path) -> ParticipantRun:
     prefix = chi.name[: -len("_Chimap.nii.gz")]
     ents = dict(_ENTITY_RE.findall(prefix))
-    anat = chi.parent
-    fmap = anat.parent / "fmap"
-    mag = (_existing(fmap / f"{prefix}_desc-total_magnitude.nii.gz")
-           or _existing(fmap / f"{prefix}_desc-local_magnitude.nii.gz"))
+    run_folder = chi.parent.parent  # sub-<l>[/ses-<l>], holding anat/ and fmap/
+
+    def output(key):
+        datatype, name = run_output(prefix, key)
+        return _existing(run_folder / datatype / name)
+
     return ParticipantRun(
         prefix=prefix, subject=ents["sub"], session=ents.get("ses"),
         acquisition=ents.get("acq"), reconstruction=ents.get("rec"), run=ents.get("run"),
-        chi=chi, mask=_existing(anat / f"{prefix}_desc-brain_mask.nii.gz"),
-        r2star=_existing(anat / f"{prefix}_R2starmap.nii.gz"),
-        local_field=_existing(fmap / f"{prefix}_desc-local_fieldmap.nii.gz"),
-        magnitude=mag, sidecar=_read_sidecar(chi))
+        chi=chi, mask=output("mask"), r2star=output("r2star"),
+        local_field=output("local_field"),
+        magnitude=output("total_magnitude") or output("local_magnitude"),
+        sidecar=_read_sidecar(chi))
 
 
 def find_participant_runs(output_dir, participant_labels=(), session_labels=()) -> list:

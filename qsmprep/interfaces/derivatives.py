@@ -16,15 +16,14 @@ from nipype.interfaces.base import (BaseInterfaceInputSpec, Directory, File, Inp
 
 from ..algorithms.magnitude import rss as root_sum_of_squares
 from ..algorithms.phase import ppm_to_hz
-from ..bids.derivatives import (atomic_copy, completion_record_path, prefixed_derivative_path,
+from ..bids.derivatives import (RUN_OUTPUTS, atomic_copy, completion_record_path, prefixed_derivative_path,
                                 refuse_inside_input, remove_stale_outputs, write_completion_record,
                                 write_sidecar)
 from ..bids.sidecars import STAGE_PARAMETERS, bids_uri, output_metadata
 from ._nifti import load, save_like
 
 _RECORDS = [name for _, name in STAGE_PARAMETERS]
-OUTPUT_KEYS = ("chi", "mask", "r2star", "t2star", "total_field", "total_magnitude",
-               "local_field", "local_magnitude")
+OUTPUT_KEYS = tuple(RUN_OUTPUTS)  # one sidecar output of RunMetadata per run output
 
 
 class _MetaInputSpec(BaseInterfaceInputSpec):

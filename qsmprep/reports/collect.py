@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..qc import QC_KEY, run_warnings, warnings_of
+from ..workflows.labels import step_label
 
 __all__ = ["StepRecord", "RunData", "collect_run", "node_results", "error_of_traceback",
            "WORKFLOW_NAME"]
@@ -23,10 +24,9 @@ WORKFLOW_NAME = "qsmprep_participant_wf"
 
 # what each image of the report is, in the derivatives (suffix, desc, datatype) and in the
 # work directory (node, output); fields are in Hz in the derivatives and ppm in the work dir
-_DERIVATIVES = {"chi": ("Chimap", None, "anat"), "mask": ("mask", "brain", "anat"),
-                "magnitude": ("magnitude", "total", "fmap"),
-                "total_field": ("fieldmap", "total", "fmap"),
-                "local_field": ("fieldmap", "local", "fmap"), "r2star": ("R2starmap", None, "anat")}
+# the report's images -> the run outputs (qsmprep.bids.derivatives.RUN_OUTPUTS) they are
+_DERIVATIVES = {"chi": "chi", "mask": "mask", "magnitude": "total_magnitude",
+                "total_field": "total_field", "local_field": "local_field", "r2star": "r2star"}
 _WORK = {"chi": ("inversion", "chi"), "mask": ("brain_mask", "mask"),
          "magnitude": ("stack_echoes", "magnitude"), "total_field": ("field_fit", "total_field"),
          "local_field": ("background", "local_field"), "r2star": ("r2star", "r2star")}
@@ -85,10 +85,6 @@ def error_of_traceback(traceback: str) -> str:
     return lines[-1] if lines else ""
 
 
-def _stage_labels() -> dict:
-    from ..workflows.labels import NODE_LABELS  # the console's names for the steps
-
-    return dict(NODE_LABELS)
 
 
 def node_results(work_dir, node_id) -> list[StepRecord]:
@@ -99,7 +95,6 @@ def node_results(work_dir, node_id) -> list[StepRecord]:
     root = Path(work_dir) / WORKFLOW_NAME
     folders = [p for p in root.glob("*") if p.is_dir()
                and re.fullmatch(rf"[A-Za-z]+_{re.escape(node_id)}", p.name)]
-    labels = _stage_labels()
     steps = []
     for folder in folders:
         for res in sorted(folder.rglob("result_*.pklz")):
@@ -116,8 +111,7 @@ def node_results(work_dir, node_id) -> list[StepRecord]:
                     outputs = dict(result.outputs.get())
                 except Exception:
                     outputs = {}
-            label = labels.get(name) or ("write derivatives" if name.startswith("derivatives")
-                                         or name.startswith("ds_") else name.replace("_", " "))
+            label = step_label(name) or name.replace("_", " ")  # the console's names
             steps.append(StepRecord(
                 node=name, label=label, failed=result.outputs is None and bool(tb),
                 duration_s=_float(getattr(rt, "duration", None)),
@@ -143,9 +137,9 @@ def _when(stamp):
 
 
 def _derivative(output_dir, info, kind) -> Path:
-    from ..bids.derivatives import prefixed_derivative_path
+    from ..bids.derivatives import RUN_OUTPUTS, prefixed_derivative_path
 
-    suffix, desc, datatype = _DERIVATIVES[kind]
+    suffix, desc, datatype = RUN_OUTPUTS[_DERIVATIVES[kind]]
     return prefixed_derivative_path(output_dir, info["subject"], info.get("session"),
                                     info["prefix"], suffix, desc=desc, datatype=datatype)
 

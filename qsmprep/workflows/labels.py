@@ -1,6 +1,8 @@
 """What the console and the reports call each step: node name -> stage label (the node
 names are those of :mod:`qsmprep.workflows.stages` and :mod:`qsmprep.workflows.outputs`)."""
 
+from __future__ import annotations
+
 NODE_LABELS = {
     "coil_combination": "coil combination",
     "stack_echoes": "read echoes",
@@ -13,3 +15,11 @@ NODE_LABELS = {
     "inversion": "dipole inversion",
     "record_outputs": "write derivatives",
 }
+
+
+def step_label(node_name: str) -> str | None:
+    """The stage label of a node: :data:`NODE_LABELS`, and "write derivatives" for the
+    derivative sinks (``ds_<output>``); None for the helper nodes."""
+    if node_name in NODE_LABELS:
+        return NODE_LABELS[node_name]
+    return "write derivatives" if node_name.startswith("ds_") else None

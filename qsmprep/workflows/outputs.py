@@ -1,7 +1,8 @@
 """The derivatives of one run: one sink node per output, fed by the QSM chain's outputnode.
 
-:data:`OUTPUTS` is the one list of what a run writes (its BIDS name, how the data are
-converted, which chain output it comes from); :func:`init_derivatives_wf` builds the
+:data:`OUTPUTS` is what a run writes (its key, named by
+:data:`qsmprep.bids.derivatives.RUN_OUTPUTS`, how the data are converted, which chain output
+it comes from); :func:`init_derivatives_wf` builds the
 sidecars once (:class:`~qsmprep.interfaces.derivatives.RunMetadata`), a
 :class:`~qsmprep.interfaces.derivatives.DerivativesSink` per output present in the run, and
 the completion record after all of them
@@ -15,31 +16,27 @@ from typing import NamedTuple
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
+from ..bids.derivatives import RUN_OUTPUTS
 from ..interfaces.derivatives import DerivativesSink, RecordOutputs, RunMetadata
 from .stages._base import stage_workflow
 
 
 class Output(NamedTuple):
-    key: str          # the sidecar key of RunMetadata and the sink's node name (ds_<key>)
+    key: str          # RUN_OUTPUTS key (its BIDS name), RunMetadata's sidecar, node ds_<key>
     source: str       # the QSM chain's outputnode field with the image
-    suffix: str
-    desc: str = ""
-    datatype: str = "anat"
     convert: str = "copy"
     within: str = ""  # outputnode field of a mask multiplied into an rss magnitude
 
 
 OUTPUTS = (
-    Output("chi", "chi", "Chimap"),
-    Output("mask", "mask", "mask", desc="brain", convert="mask"),
-    Output("r2star", "r2star", "R2starmap"),
-    Output("t2star", "t2star", "T2starmap"),
-    Output("total_field", "total_field", "fieldmap", desc="total", datatype="fmap", convert="hz"),
-    Output("total_magnitude", "magnitude", "magnitude", desc="total", datatype="fmap",
-           convert="rss"),
-    Output("local_field", "local_field", "fieldmap", desc="local", datatype="fmap", convert="hz"),
-    Output("local_magnitude", "magnitude", "magnitude", desc="local", datatype="fmap",
-           convert="rss", within="chi_mask"),
+    Output("chi", "chi"),
+    Output("mask", "mask", convert="mask"),
+    Output("r2star", "r2star"),
+    Output("t2star", "t2star"),
+    Output("total_field", "total_field", convert="hz"),
+    Output("total_magnitude", "magnitude", convert="rss"),
+    Output("local_field", "local_field", convert="hz"),
+    Output("local_magnitude", "magnitude", convert="rss", within="chi_mask"),
 )
 
 #: the parameter records of the chain (each stage's sidecar facts and QC warnings)
@@ -77,7 +74,8 @@ def init_derivatives_wf(*, output_dir, bids_dir, subject, session, prefix, sourc
     collect = pe.Node(niu.Merge(len(outputs), ravel_inputs=True), name="collect",
                       run_without_submitting=True)
     for n, o in enumerate(outputs, start=1):
-        sink = pe.Node(DerivativesSink(suffix=o.suffix, desc=o.desc, datatype=o.datatype,
+        suffix, desc, datatype = RUN_OUTPUTS[o.key]
+        sink = pe.Node(DerivativesSink(suffix=suffix, desc=desc or "", datatype=datatype,
                                        convert=o.convert, **names),
                        name=f"ds_{o.key}", run_without_submitting=True, mem_gb=0.5)
         if o.convert == "hz":
