@@ -4,6 +4,7 @@ on SIGTERM/SIGINT, and a memory budget that is checked, not only used for schedu
 from __future__ import annotations
 
 import fcntl
+import math
 import multiprocessing
 import os
 import shutil
@@ -133,9 +134,7 @@ def disk_needs(runs, geometries) -> tuple[float, float]:
     test head, gzip-compressed; this allows 5.8 MB), eight in the outputs (measured 0.9 MB)."""
     work = out = 0.0
     for run, geom in zip(runs, geometries):
-        nvox = 1.0
-        for n in geom.shape:
-            nvox *= n
+        nvox = float(math.prod(geom.shape))
         work += nvox * 4 * (3 * len(run.echo_times) * max(1, run.n_channels) + 10)
         out += nvox * 4 * 8
     return work, out

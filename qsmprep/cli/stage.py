@@ -127,8 +127,9 @@ def run_stage(args) -> int:
                 raise UserInputError(f"{flag} is not used by the {stage} method {m.name}; leave "
                                      "it out.")
             inputs[name] = str(path.resolve())
-        elif key in m.needs or (key == "mask" and stage not in ("mask", "unwrap")) or (
-                key == "magnitude" and stage == "unwrap"):
+        elif name not in inputs and (key in m.needs or (
+                name in iface.inputs.copyable_trait_names()
+                and iface.inputs.traits()[name].mandatory)):
             raise UserInputError(f"the {stage} method {m.name} needs {flag} ({_FILES[key][2]}).")
     if stage == "unwrap":
         inputs["echo_times"] = [float(v) for v in args.echo_times]
